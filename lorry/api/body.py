@@ -1,0 +1,53 @@
+"""Decoding small JSON request bodies into typed structs, with clear errors."""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+import msgspec
+from fastapi import Request
+
+from lorry.errors import ApiError
+
+__all__ = ["MAX_SMALL_BODY", "decode_body", "pointer_of"]
+
+T = TypeVar("T")
+
+#: Bodies of non-bulk requests; bulk jobs stream theirs (lorry.api.routes.bulk).
+MAX_SMALL_BODY = 16 << 20
+_PATH_RE = re.compile(r" - at `\$([^`]*)`$")
+
+
+def pointer_of(message: str) -> tuple[str, str]:
+    """Split a msgspec message into (text, JSON pointer)."""
+    m = _PATH_RE.search(message)
+    if m is None:
+        return message, ""
+    path = m.group(1)
+    pointer = re.sub(r"\[(\d+)\]", r"/\1", path).replace(".", "/")
+    return message[: m.start()], pointer
+
+
+async def decode_body(request: Request, into: type[T]) -> T:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_SMALL_BODY:
+        raise ApiError.one(
+            413, "body_too_large", f"the body is larger than {MAX_SMALL_BODY} bytes"
+        )
+    body = await request.body()
+    if len(body) > MAX_SMALL_BODY:
+        raise ApiError.one(
+            413, "body_too_large", f"the body is larger than {MAX_SMALL_BODY} bytes"
+        )
+    if not body.strip():
+        raise ApiError.invalid("the request has no body", code="empty_body")
+    try:
+        return msgspec.json.decode(body, type=into)
+    except msgspec.ValidationError as exc:
+        text, pointer = pointer_of(str(exc))
+        raise ApiError.invalid(text, pointer=pointer or "/") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError.one(
+            400, "invalid_json", f"the body is not JSON: {exc}"
+        ) from None

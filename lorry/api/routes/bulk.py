@@ -1,0 +1,207 @@
+"""The bulk job endpoints: accept, stage, answer 202.
+
+JSON bodies are read whole (up to a limit); NDJSON bodies are streamed line by
+line into chunks, so the server never holds a large job in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from lorry.api.body import pointer_of
+from lorry.api.deps import CurrentToken, RuntimeDep, require
+from lorry.api.query import nested_params
+from lorry.api.responses import JSONResponse
+from lorry.errors import ApiError
+from lorry.jobs import render
+from lorry.jobs.options import check_options
+from lorry.jobs.staging import Stager
+from lorry.server import Runtime
+
+router = APIRouter(tags=["bulk jobs"])
+log = logging.getLogger(__name__)
+
+NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl"}
+#: JSON bodies are parsed whole; bigger jobs must stream NDJSON.
+MAX_JSON_BODY = 256 << 20
+_LIST_KEY = {"bulk_create": "data", "bulk_update": "data", "bulk_destroy": "items"}
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _read_json(request: Request) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > MAX_JSON_BODY:
+            raise ApiError.one(
+                413,
+                "body_too_large",
+                f"a JSON body holds at most {MAX_JSON_BODY} bytes; send larger "
+                "jobs as NDJSON (Content-Type: application/x-ndjson)",
+            )
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _split_json(body: bytes, kind: str) -> tuple[dict[str, Any], list[msgspec.Raw]]:
+    if not body.strip():
+        raise ApiError.invalid("the request has no body", code="empty_body")
+    try:
+        envelope = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+    except msgspec.ValidationError:
+        raise ApiError.invalid("the body must be a JSON object", pointer="/") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError.one(
+            400, "invalid_json", f"the body is not JSON: {exc}"
+        ) from None
+    key = _LIST_KEY[kind]
+    if key not in envelope:
+        raise ApiError.invalid(
+            f"the body has no {key!r} list", pointer=f"/{key}", code="empty_job"
+        )
+    try:
+        entries = msgspec.json.decode(envelope.pop(key), type=list[msgspec.Raw])
+    except msgspec.ValidationError:
+        raise ApiError.invalid(
+            f"{key!r} must be a list", pointer=f"/{key}", code="invalid"
+        ) from None
+    try:
+        options = {k: msgspec.json.decode(v) for k, v in envelope.items()}
+    except msgspec.DecodeError as exc:
+        text, pointer = pointer_of(str(exc))
+        raise ApiError.invalid(text, pointer=pointer) from None
+    return options, entries
+
+
+class _Lines:
+    """Splits a byte stream into lines, without keeping an overlong one."""
+
+    def __init__(self, max_line: int) -> None:
+        self.max_line = max_line
+        self._tail = b""
+        self._overlong = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        parts = (self._tail + data).split(b"\n")
+        self._tail = parts.pop()
+        if len(self._tail) > self.max_line:
+            # Keep a prefix for the error report; drop the rest as it comes.
+            self._overlong += len(self._tail)
+            self._tail = self._tail[: self.max_line + 1]
+        return parts
+
+    def end(self) -> list[bytes]:
+        tail, self._tail = self._tail, b""
+        return [tail] if tail.strip() else []
+
+
+async def _stage_ndjson(request: Request, runtime: Runtime, stager: Stager) -> None:
+    lines = _Lines(runtime.settings.max_item_bytes)
+    received = 0
+    stream: AsyncIterator[bytes] = request.stream()
+    async for part in stream:
+        received += len(part)
+        if received > runtime.settings.max_body_bytes:
+            raise ApiError.one(
+                413,
+                "body_too_large",
+                f"the body is larger than {runtime.settings.max_body_bytes} bytes",
+            )
+        for line in lines.feed(part):
+            if line.strip():
+                stager.add(line)
+        if stager.wants_flush:
+            await run_in_threadpool(stager.flush)
+    for line in lines.end():
+        stager.add(line)
+
+
+async def _accept(
+    request: Request, runtime: Runtime, token_id: str, kind: str
+) -> JSONResponse:
+    ctype = _content_type(request)
+    streamed = ctype in NDJSON_TYPES
+    if not streamed and ctype not in ("application/json", ""):
+        raise ApiError.one(
+            415,
+            "unsupported_media_type",
+            f"send application/json or application/x-ndjson, not {ctype!r}",
+        )
+    if streamed:
+        params = nested_params(request.query_params.multi_items())
+        raw_options: dict[str, Any] = params
+        entries: list[msgspec.Raw] = []
+        prefix = ""
+    else:
+        raw_options, entries = _split_json(await _read_json(request), kind)
+        prefix = ""
+
+    def open_stager() -> Stager:
+        with runtime.db.read() as conn:
+            options = check_options(conn, kind, raw_options, prefix)
+        chunk_size = options.get("chunk_size") or runtime.settings.chunk_size
+        return Stager(runtime.db, runtime.settings, kind, options, chunk_size, token_id)
+
+    stager = await run_in_threadpool(open_stager)
+    try:
+        if streamed:
+            await _stage_ndjson(request, runtime, stager)
+        else:
+            for entry in entries:
+                stager.add(bytes(entry))
+                if stager.wants_flush:
+                    await run_in_threadpool(stager.flush)
+        job_id = await run_in_threadpool(stager.finish)
+    except BaseException:
+        await run_in_threadpool(stager.abort)
+        raise
+    runtime.pool.wake()
+
+    def load() -> dict[str, Any]:
+        with runtime.db.read() as conn:
+            return render.job_resource(conn, render.find_row(conn, job_id))
+
+    resource = await run_in_threadpool(load)
+    return JSONResponse(
+        {"data": resource}, status_code=202, headers={"Location": f"/jobs/{job_id}"}
+    )
+
+
+@router.post(
+    "/items/bulk-create-jobs", status_code=202, dependencies=[require("editor")]
+)
+async def bulk_create(
+    request: Request, runtime: RuntimeDep, token: CurrentToken
+) -> JSONResponse:
+    """Create many items in the background; answers 202 with the job."""
+    return await _accept(request, runtime, token.id, "bulk_create")
+
+
+@router.post(
+    "/items/bulk-update-jobs", status_code=202, dependencies=[require("editor")]
+)
+async def bulk_update(
+    request: Request, runtime: RuntimeDep, token: CurrentToken
+) -> JSONResponse:
+    """Change many items in the background; answers 202 with the job."""
+    return await _accept(request, runtime, token.id, "bulk_update")
+
+
+@router.post(
+    "/items/bulk-destroy-jobs", status_code=202, dependencies=[require("editor")]
+)
+async def bulk_destroy(
+    request: Request, runtime: RuntimeDep, token: CurrentToken
+) -> JSONResponse:
+    """Destroy many items in the background; answers 202 with the job."""
+    return await _accept(request, runtime, token.id, "bulk_destroy")

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+
+from lorry.api.body import decode_body
+from lorry.api.deps import RuntimeDep, require
+from lorry.api.query import nested_params, page_params
+from lorry.errors import ApiError
+from lorry.ids import is_id
+from lorry.jobs import create, update
+from lorry.jobs.context import ChunkOutcome, JobContext
+from lorry.jobs.model import ChunkInput
+from lorry.schema.validator import ItemFailure
+from lorry.server import Runtime
+from lorry.store import item_types as type_store
+from lorry.store import items as item_store
+from lorry.store.filters import compile_filter, compile_order
+from lorry.store.tables import item_types, items
+
+router = APIRouter(tags=["items"])
+
+MAX_PAGE = 500
+
+
+class _Envelope(msgspec.Struct):
+    data: msgspec.Raw
+
+
+class _PatchData(msgspec.Struct):
+    data: dict[str, Any]
+
+
+def _failure_error(failure: ItemFailure) -> ApiError:
+    status = {"not_found": 404, "stale_version": 409, "not_unique": 409}.get(
+        failure.code, 422
+    )
+    pointer = f"/data/{failure.field.replace('.', '/')}" if failure.field else "/data"
+    return ApiError.one(status, failure.code, failure.message, pointer=pointer)
+
+
+def _render_one(conn: sa.Connection, item_id: str) -> dict[str, Any]:
+    row = item_store.get_row(conn, item_id)
+    if row is None:
+        raise ApiError.not_found("item", item_id)
+    type_keys = type_store.type_keys(conn)
+    return item_store.render(row, type_keys)
+
+
+def _single(runtime: Runtime, kind: str, raw: bytes) -> ChunkOutcome:
+    module = create if kind == "bulk_create" else update
+    with runtime.db.write() as conn:
+        types = type_store.load_all(conn)
+        ctx = JobContext.build(None, kind, {}, runtime.db.dialect, types)
+        prepared = module.prepare(ctx, ChunkInput(0, 0, [raw]))
+        outcome = module.apply(conn, ctx, prepared)
+        if outcome.failures:
+            raise _failure_error(outcome.failures[0][2])
+    return outcome
+
+
+@router.post("/items", status_code=201, dependencies=[require("editor")])
+async def create_item(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    body = await decode_body(request, _Envelope)
+    outcome = _single(runtime, "bulk_create", bytes(body.data))
+    with runtime.db.read() as conn:
+        return {"data": _render_one(conn, outcome.applied[0][1])}
+
+
+@router.get("/items/{item_id}", dependencies=[require("reader")])
+def show_item(item_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.db.read() as conn:
+        return {"data": _render_one(conn, item_id)}
+
+
+@router.patch("/items/{item_id}", dependencies=[require("editor")])
+async def update_item(
+    item_id: str, request: Request, runtime: RuntimeDep
+) -> dict[str, Any]:
+    body = await decode_body(request, _PatchData)
+    attributes = dict(body.data)
+    meta = attributes.pop("meta", None)
+    for key in ("id", "created_at", "updated_at"):
+        attributes.pop(key, None)
+    entry: dict[str, Any] = {"id": item_id, "attributes": attributes}
+    if isinstance(meta, dict) and "version" in meta:
+        entry["meta"] = {"version": meta["version"]}
+    _single(runtime, "bulk_update", msgspec.json.encode(entry))
+    with runtime.db.read() as conn:
+        return {"data": _render_one(conn, item_id)}
+
+
+@router.delete("/items/{item_id}", status_code=204, dependencies=[require("editor")])
+def delete_item(item_id: str, runtime: RuntimeDep) -> Response:
+    with runtime.db.write() as conn:
+        if item_store.get_row(conn, item_id) is None:
+            raise ApiError.not_found("item", item_id)
+        item_store.delete_ids(conn, [item_id])
+    return Response(status_code=204)
+
+
+def _split(value: Any, name: str) -> list[str]:
+    if not isinstance(value, str):
+        raise ApiError.one(
+            400,
+            "invalid_filter",
+            f"{name} takes a comma-separated list",
+            parameter=name,
+        )
+    return [v for v in value.split(",") if v]
+
+
+@router.get("/items", dependencies=[require("reader")])
+def list_items(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    params = nested_params(request.query_params.multi_items())
+    limit, offset = page_params(params, 30, MAX_PAGE)
+    filters = params.get("filter", {})
+    if not isinstance(filters, dict):
+        raise ApiError.one(400, "invalid_filter", "use filter[...]", parameter="filter")
+    unknown = set(filters) - {"type", "ids", "fields"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ApiError.one(
+            400,
+            "invalid_filter",
+            f"unknown filter {name!r}; use type, ids or fields",
+            parameter=f"filter[{name}]",
+        )
+    order_by = params.get("order_by")
+    with runtime.db.read() as conn:
+        types = {t.api_key: t for t in type_store.load_all(conn)}
+        where: list[Any] = []
+        type_def = None
+        if "type" in filters:
+            keys = _split(filters["type"], "filter[type]")
+            missing = [k for k in keys if k not in types]
+            if missing:
+                raise ApiError.one(
+                    400,
+                    "invalid_filter",
+                    f"filter[type]: no item type {missing[0]!r}",
+                    parameter="filter[type]",
+                )
+            where.append(items.c.item_type_pk.in_([types[k].pk for k in keys]))
+            if len(keys) == 1:
+                type_def = types[keys[0]]
+        if "ids" in filters:
+            ids = _split(filters["ids"], "filter[ids]")
+            where.append(items.c.id.in_([i for i in ids if is_id(i)]))
+        fields = filters.get("fields", {})
+        if not isinstance(fields, dict):
+            raise ApiError.one(
+                400,
+                "invalid_filter",
+                "use filter[fields][FIELD][OP]=VALUE",
+                parameter="filter[fields]",
+            )
+        dialect = runtime.db.dialect
+        where.extend(compile_filter(fields, type_def, dialect))
+        order = compile_order(
+            order_by if isinstance(order_by, str) else None, type_def, dialect
+        )
+        rows, total = item_store.list_rows(conn, where, order, limit, offset)
+        type_keys = {t.pk: t.api_key for t in types.values()}
+        data = [item_store.render(r, type_keys) for r in rows]
+    next_link = None
+    if offset + len(data) < total:
+        query = request.query_params.multi_items()
+        kept = [(k, v) for k, v in query if k != "page[offset]"]
+        kept.append(("page[offset]", str(offset + len(data))))
+        next_link = f"{request.url.path}?{urlencode(kept)}"
+    return {
+        "data": data,
+        "meta": {"total_count": total},
+        "links": {"next": next_link},
+    }

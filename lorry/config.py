@@ -1,0 +1,67 @@
+"""Server settings, read from the environment with command-line overrides."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("lorry-data")
+    database_url: str | None = None
+    admin_token: str | None = None
+    #: Worker threads of the embedded engine.
+    workers: int = 2
+    #: Items per chunk when a job does not say.
+    chunk_size: int = 1000
+    #: Most items one chunk transaction applies: consecutive chunks of one job
+    #: are applied together up to this many, because on SQLite the size of a
+    #: transaction is the main lever on write speed.
+    txn_items: int = 10_000
+    #: A claimed chunk whose worker has not finished it by then is run again.
+    lease_seconds: int = 300
+    max_body_bytes: int = 1 << 30
+    max_item_bytes: int = 1 << 20
+    max_items_per_job: int = 10_000_000
+    job_retention_days: int = 7
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'lorry.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "host": os.environ.get("LORRY_HOST", "127.0.0.1"),
+            "port": _env_int("LORRY_PORT", 8000),
+            "data_dir": Path(os.environ.get("LORRY_DATA_DIR", "lorry-data")),
+            "database_url": os.environ.get("LORRY_DATABASE_URL") or None,
+            "admin_token": os.environ.get("LORRY_ADMIN_TOKEN") or None,
+            "workers": _env_int("LORRY_WORKERS", 2),
+            "chunk_size": _env_int("LORRY_CHUNK_SIZE", 1000),
+            "txn_items": _env_int("LORRY_TXN_ITEMS", 10_000),
+            "lease_seconds": _env_int("LORRY_LEASE_SECONDS", 300),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values["data_dir"], str):
+            values["data_dir"] = Path(values["data_dir"])
+        return cls(**values)  # type: ignore[arg-type]

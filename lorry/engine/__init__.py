@@ -1,0 +1,1 @@
+"""Dispatching chunks to workers."""

@@ -1,0 +1,1 @@
+"""Bulk jobs: accepting and staging input, running chunks, and results."""

@@ -1,0 +1,73 @@
+"""What a worker knows while it runs the chunks of one job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lorry.clock import now_us
+from lorry.schema.fields import ItemTypeDef
+from lorry.schema.validator import ItemFailure, Valid, Validator
+from lorry.store.dialect import Dialect
+
+__all__ = ["ChunkOutcome", "JobContext", "Prepared"]
+
+
+@dataclass(slots=True)
+class JobContext:
+    job_id: str | None
+    kind: str
+    options: dict[str, Any]
+    dialect: Dialect
+    types: list[ItemTypeDef]
+    validator: Validator
+    type_by_pk: dict[int, ItemTypeDef]
+    pk_by_key: dict[str, int]
+    now: int = field(default_factory=now_us)
+
+    @classmethod
+    def build(
+        cls,
+        job_id: str | None,
+        kind: str,
+        options: dict[str, Any],
+        dialect: Dialect,
+        types: list[ItemTypeDef],
+    ) -> JobContext:
+        validator = Validator(types, options.get("link_by") or {})
+        return cls(
+            job_id,
+            kind,
+            options,
+            dialect,
+            types,
+            validator,
+            {t.pk: t for t in types},
+            {t.api_key: t.pk for t in types},
+        )
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A chunk after the work that needs no database: parsing, validating."""
+
+    seq: int
+    #: index, validated item, raw input, item id (updates), keys given
+    valids: list[tuple[int, Valid, bytes, str | None, frozenset[str] | None]]
+    failures: list[tuple[int, str | None, ItemFailure, bytes]]
+    #: destroy jobs: index, id, raw
+    ids: list[tuple[int, str, bytes]] = field(default_factory=list)
+    #: update jobs: index -> (id, attributes, expected version, raw)
+    updates: list[tuple[int, str, dict[str, Any], int | None, bytes]] = field(
+        default_factory=list
+    )
+
+
+@dataclass(slots=True)
+class ChunkOutcome:
+    seq: int
+    applied: list[tuple[int, str]] = field(default_factory=list)
+    failures: list[tuple[int, str | None, ItemFailure, bytes]] = field(
+        default_factory=list
+    )
+    skipped: int = 0

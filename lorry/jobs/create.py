@@ -1,0 +1,100 @@
+"""Bulk create: validate a chunk's items, resolve links, insert."""
+
+from __future__ import annotations
+
+import msgspec
+import sqlalchemy as sa
+
+from lorry.ids import new_ids
+from lorry.jobs.context import ChunkOutcome, JobContext, Prepared
+from lorry.jobs.links import resolve_links
+from lorry.jobs.model import ChunkInput, PreFailed
+from lorry.schema.validator import ItemFailure, Valid
+from lorry.store import items as item_store
+from lorry.store.dialect import ItemRow
+
+__all__ = ["apply", "explain_conflict", "prepare"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
+    prepared = Prepared(chunk.seq, [], [])
+    validate = ctx.validator.validate
+    index = chunk.first_index
+    for entry in chunk.entries:
+        if isinstance(entry, PreFailed):
+            failure = ItemFailure(entry.code, entry.message)
+            prepared.failures.append((index, None, failure, entry.raw))
+        else:
+            result = validate(entry)
+            if isinstance(result, Valid):
+                prepared.valids.append((index, result, entry, None, None))
+            else:
+                prepared.failures.append((index, None, result, entry))
+        index += 1
+    return prepared
+
+
+def explain_conflict(conn: sa.Connection, ctx: JobContext, valid: Valid) -> ItemFailure:
+    """Say which unique value of an item that the database refused is taken."""
+    for key in valid.compiled.unique_keys:
+        value = msgspec.to_builtins(getattr(valid.obj, _attr_of(valid, key)))
+        if value is None:
+            continue
+        holder = item_store.find_holder(
+            conn, ctx.dialect, valid.compiled.type_def.pk, key, value
+        )
+        if holder is not None:
+            where = " earlier in this job" if holder[1] == ctx.job_id else ""
+            return ItemFailure(
+                "not_unique",
+                f"{key} {value!r} is already used by item {holder[0]}{where}",
+                key,
+            )
+    return ItemFailure("not_unique", "a unique value is already used")
+
+
+def _attr_of(valid: Valid, key: str) -> str:
+    struct = valid.compiled.struct
+    names = struct.__struct_encode_fields__
+    return struct.__struct_fields__[names.index(key)]
+
+
+def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutcome:
+    outcome = ChunkOutcome(prepared.seq, failures=list(prepared.failures))
+    candidates, link_failures = resolve_links(conn, ctx, prepared.valids)
+    outcome.failures.extend(link_failures)
+
+    ids = new_ids(len(candidates))
+    now = ctx.now
+    rows: list[ItemRow] = []
+    for item_id, (_index, valid, _raw, _id, _given) in zip(
+        ids, candidates, strict=True
+    ):
+        created = valid.created_at or now
+        rows.append(
+            (
+                item_id,
+                valid.compiled.type_def.pk,
+                _encode(valid.obj).decode(),
+                1,
+                created,
+                valid.updated_at or created,
+                ctx.job_id,
+                None,
+            )
+        )
+    inserted = item_store.insert_rows(conn, ctx.dialect, rows)
+
+    stored = set(ids) if inserted == len(rows) else item_store.existing_ids(conn, ids)
+    skip = bool(ctx.options.get("skip_duplicates"))
+    for item_id, (index, valid, raw, _id, _given) in zip(ids, candidates, strict=True):
+        if item_id in stored:
+            outcome.applied.append((index, item_id))
+        elif skip:
+            outcome.skipped += 1
+        else:
+            failure = explain_conflict(conn, ctx, valid)
+            outcome.failures.append((index, None, failure, raw))
+    return outcome

@@ -1,0 +1,240 @@
+"""Reading jobs back: the job resource, its result, and its paginated parts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from lorry.clock import now_us, to_iso
+from lorry.jobs.model import FINAL_STATUSES, STAGING
+from lorry.store import item_types as type_store
+from lorry.store import items as item_store
+from lorry.store.tables import item_types, job_chunks, job_errors, jobs
+
+__all__ = [
+    "INLINE_LIMIT",
+    "data_page",
+    "errors_page",
+    "failed_inputs",
+    "find_row",
+    "job_resource",
+    "list_rows",
+]
+
+#: Entries of data, errors and failed_items_data shown inside the job.
+INLINE_LIMIT = 1000
+_decode_output = msgspec.msgpack.Decoder(list[tuple[int, str]]).decode
+
+
+def find_row(conn: sa.Connection, job_id: str) -> Any:
+    return conn.execute(
+        sa.select(jobs).where(jobs.c.id == job_id, jobs.c.status != STAGING)
+    ).first()
+
+
+def list_rows(
+    conn: sa.Connection,
+    statuses: list[str],
+    kinds: list[str],
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    where = [jobs.c.status != STAGING]
+    if statuses:
+        where.append(jobs.c.status.in_(statuses))
+    if kinds:
+        where.append(jobs.c.kind.in_(kinds))
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(jobs).where(*where)
+    ).scalar_one()
+    rows = conn.execute(
+        sa.select(jobs)
+        .where(*where)
+        .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), int(total)
+
+
+def _details(row: Any) -> dict[str, Any]:
+    finished = row.status in FINAL_STATUSES
+    phase = "finished" if finished else "running" if row.started_at else "queued"
+    rate: float | None = None
+    eta: float | None = None
+    if row.started_at and row.processed_items:
+        end = row.finished_at or now_us()
+        seconds = max((end - row.started_at) / 1_000_000, 1e-6)
+        rate = round(row.processed_items / seconds, 1)
+        if not finished:
+            eta = round((row.total_items - row.processed_items) / rate, 1)
+    return {
+        "phase": phase,
+        "total": row.total_items,
+        "processed": row.processed_items,
+        "successful": row.successful_items,
+        "failed": row.failed_items,
+        "skipped": row.skipped_items,
+        "chunks_total": row.chunks_total,
+        "chunks_done": row.chunks_done,
+        "items_per_second": rate,
+        "eta_seconds": eta,
+    }
+
+
+def _progress(row: Any) -> float:
+    # Counts only grow, in the same transaction as the chunk they count, so
+    # progress cannot go back; a finished job reads exactly 1.
+    if row.status in FINAL_STATUSES:
+        return 1.0
+    if not row.total_items:
+        return 0.0
+    return min(row.processed_items / row.total_items, 0.9999)
+
+
+def job_resource(
+    conn: sa.Connection, row: Any, *, with_result: bool = True
+) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "kind": row.kind,
+        "status": row.status,
+        "progress": _progress(row),
+        "details": _details(row),
+        "options": row.options,
+        "result": None,
+        "error": row.error,
+        "created_at": to_iso(row.created_at),
+        "started_at": to_iso(row.started_at),
+        "finished_at": to_iso(row.finished_at),
+        "expires_at": to_iso(row.expires_at),
+    }
+    if with_result and row.status in FINAL_STATUSES:
+        attributes["result"] = _result(conn, row)
+    return {
+        "id": row.id,
+        "type": "job",
+        "attributes": attributes,
+        "links": {"self": f"/jobs/{row.id}"},
+    }
+
+
+def _result(conn: sa.Connection, row: Any) -> dict[str, Any]:
+    data, data_total = data_page(conn, row, INLINE_LIMIT, 0)
+    errors, errors_total = errors_page(conn, row.id, INLINE_LIMIT, 0)
+    inputs, _ = failed_inputs(conn, row.id, INLINE_LIMIT, 0)
+    return {
+        "processed_items": row.processed_items,
+        "successful_items": row.successful_items,
+        "failed_items": row.failed_items,
+        "skipped_items": row.skipped_items,
+        "data": data,
+        "errors": errors,
+        "failed_items_data": inputs,
+        "truncated": {
+            "data": data_total > len(data),
+            "errors": errors_total > len(errors),
+        },
+        "links": {
+            "data": f"/jobs/{row.id}/data",
+            "errors": f"/jobs/{row.id}/errors",
+            "failed_items": f"/jobs/{row.id}/failed-items",
+        },
+    }
+
+
+def data_page(
+    conn: sa.Connection, row: Any, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The items a job created or changed, in input order, from chunk outputs."""
+    c = job_chunks.c
+    total = int(
+        conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(c.successful_items), 0)).where(
+                c.job_id == row.id, c.status == "done"
+            )
+        ).scalar_one()
+    )
+    refs: list[tuple[int, str]] = []
+    skip = offset
+    chunks = conn.execute(
+        sa.select(c.successful_items, c.output)
+        .where(c.job_id == row.id, c.status == "done", c.successful_items > 0)
+        .order_by(c.seq)
+    )
+    for count, output in chunks:
+        if skip >= count:
+            skip -= count
+            continue
+        entries = _decode_output(output)[skip:]
+        skip = 0
+        refs.extend(entries[: limit - len(refs)])
+        if len(refs) >= limit:
+            break
+    refs.sort()
+    if row.kind == "bulk_destroy":
+        return [{"id": item_id, "index": index} for index, item_id in refs], total
+    type_keys = type_store.type_keys(conn)
+    found = item_store.rows_by_ids(conn, [r[1] for r in refs])
+    out: list[dict[str, Any]] = []
+    for index, item_id in refs:
+        item_row = found.get(item_id)
+        if item_row is None:  # destroyed since
+            out.append({"id": item_id, "meta": {"index": index, "deleted": True}})
+        else:
+            out.append(item_store.render(item_row, type_keys, index=index))
+    return out, total
+
+
+def errors_page(
+    conn: sa.Connection, job_id: str, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    e = job_errors.c
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(job_errors).where(e.job_id == job_id)
+    ).scalar_one()
+    rows = conn.execute(
+        sa.select(e.idx, e.item_id, e.code, e.field, e.message)
+        .where(e.job_id == job_id)
+        .order_by(e.idx)
+        .limit(limit)
+        .offset(offset)
+    )
+    errors = [
+        {
+            "index": r.idx,
+            "id": r.item_id,
+            "code": r.code,
+            "field": r.field,
+            "message": r.message,
+        }
+        for r in rows
+    ]
+    return errors, int(total)
+
+
+def _input_value(raw: bytes) -> Any:
+    # The input as it came, ready to resubmit; text that was not JSON comes
+    # back as a string so that the list itself stays valid JSON.
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def failed_inputs(
+    conn: sa.Connection, job_id: str, limit: int, offset: int
+) -> tuple[list[Any], int]:
+    e = job_errors.c
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(job_errors).where(e.job_id == job_id)
+    ).scalar_one()
+    rows = conn.execute(
+        sa.select(e.input)
+        .where(e.job_id == job_id)
+        .order_by(e.idx)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_input_value(r[0]) for r in rows], int(total)

@@ -1,0 +1,332 @@
+"""Running chunks: claim, prepare outside the transaction, apply inside it.
+
+The effect of a chunk is exactly once although delivery is at least once: a
+chunk's writes, its per-item errors, its counts and its done mark commit in
+one transaction, guarded by the lease, so a chunk that died rolled back and a
+chunk that is done is never applied again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from lorry.clock import now_us
+from lorry.config import Settings
+from lorry.jobs import create, destroy, update
+from lorry.jobs.context import ChunkOutcome, JobContext, Prepared
+from lorry.jobs.model import (
+    ACTIVE_STATUSES,
+    MAX_ATTEMPTS,
+    ChunkInput,
+    Claim,
+    decode_entries,
+)
+from lorry.store import item_types as type_store
+from lorry.store.db import Database
+from lorry.store.tables import job_chunks, job_errors, jobs
+
+__all__ = ["LeaseLost", "claim", "fail_job", "recover", "run_claim"]
+
+log = logging.getLogger(__name__)
+
+_KINDS: dict[
+    str,
+    tuple[
+        Callable[[JobContext, ChunkInput], Prepared],
+        Callable[[sa.Connection, JobContext, Prepared], ChunkOutcome],
+    ],
+] = {
+    "bulk_create": (create.prepare, create.apply),
+    "bulk_update": (update.prepare, update.apply),
+    "bulk_destroy": (destroy.prepare, destroy.apply),
+}
+_encode_output = msgspec.msgpack.Encoder().encode
+_CANDIDATES = 64
+
+
+class LeaseLost(Exception):
+    """Another worker took over the chunk; this run's writes are rolled back."""
+
+
+def claim(db: Database, settings: Settings, owner: str) -> Claim | None:
+    """Lease the next runnable chunks: consecutive ones of one job."""
+    now = now_us()
+    c, j = job_chunks.c, jobs.c
+    base = (
+        sa.select(c.job_id, c.seq, c.item_count, c.attempts, j.kind, j.options)
+        .join(jobs, jobs.c.id == c.job_id)
+        .where(j.status.in_(ACTIVE_STATUSES))
+        .order_by(j.created_at, c.job_id, c.seq)
+        .limit(_CANDIDATES)
+    )
+    with db.write() as conn:
+        rows = conn.execute(base.where(c.status == "pending")).all()
+        if not rows:
+            rows = conn.execute(
+                base.where(c.status == "running", c.lease_until < now)
+            ).all()
+        if not rows:
+            return None
+        job_id, kind, options = rows[0].job_id, rows[0].kind, rows[0].options
+        seqs: list[int] = []
+        total = 0
+        for row in rows:
+            if row.job_id != job_id or (seqs and row.seq != seqs[-1] + 1):
+                break
+            if seqs and total + row.item_count > settings.txn_items:
+                break
+            if row.attempts >= MAX_ATTEMPTS:
+                _fail(
+                    conn,
+                    job_id,
+                    "chunk_failed",
+                    f"chunk {row.seq} failed {row.attempts} times; giving up",
+                    {"chunk": row.seq},
+                )
+                return None
+            seqs.append(row.seq)
+            total += row.item_count
+        conn.execute(
+            sa.update(job_chunks)
+            .where(c.job_id == job_id, c.seq.in_(seqs))
+            .values(
+                status="running",
+                lease_owner=owner,
+                lease_until=now + settings.lease_seconds * 1_000_000,
+                attempts=c.attempts + 1,
+            )
+        )
+        conn.execute(
+            sa.update(jobs)
+            .where(j.id == job_id, j.status == "queued")
+            .values(status="in_progress", started_at=now, updated_at=now)
+        )
+    return Claim(job_id, kind, options, tuple(seqs), owner)
+
+
+def _load(db: Database, claim_: Claim) -> tuple[list[ChunkInput], JobContext]:
+    c = job_chunks.c
+    with db.read() as conn:
+        rows = conn.execute(
+            sa.select(c.seq, c.first_index, c.input)
+            .where(c.job_id == claim_.job_id, c.seq.in_(claim_.seqs))
+            .order_by(c.seq)
+        ).all()
+        types = type_store.load_all(conn)
+    chunks = [ChunkInput(r.seq, r.first_index, decode_entries(r.input)) for r in rows]
+    ctx = JobContext.build(
+        claim_.job_id, claim_.kind, claim_.options, db.dialect, types
+    )
+    return chunks, ctx
+
+
+def run_claim(db: Database, settings: Settings, claim_: Claim) -> None:
+    """Apply claimed chunks in one transaction; on failure, release them."""
+    try:
+        _run(db, settings, claim_)
+    except LeaseLost:
+        log.warning(
+            "job %s chunks %s: lease lost, results discarded",
+            claim_.job_id,
+            _span(claim_.seqs),
+            extra={"action": "chunk_lease_lost", "job_id": claim_.job_id},
+        )
+    except Exception:
+        log.exception(
+            "job %s chunks %s failed; they will run again",
+            claim_.job_id,
+            _span(claim_.seqs),
+            extra={"action": "chunk_error", "job_id": claim_.job_id},
+        )
+        _release(db, claim_)
+
+
+def _span(seqs: tuple[int, ...]) -> str:
+    return f"{seqs[0]}-{seqs[-1]}" if len(seqs) > 1 else str(seqs[0])
+
+
+def _run(db: Database, settings: Settings, claim_: Claim) -> None:
+    prepare, apply = _KINDS[claim_.kind]
+    chunks, ctx = _load(db, claim_)
+    # Parsing and validating need no lock: done before the write transaction,
+    # they overlap with another worker's writes.
+    prepared = [prepare(ctx, chunk) for chunk in chunks]
+
+    with db.write() as conn:
+        ctx.now = now_us()
+        outcomes = [apply(conn, ctx, p) for p in prepared]
+        _record(conn, ctx, claim_, outcomes, settings)
+
+    applied = sum(len(o.applied) for o in outcomes)
+    failed = sum(len(o.failures) for o in outcomes)
+    log.info(
+        "job %s chunks %s done: %d applied, %d failed",
+        claim_.job_id,
+        _span(claim_.seqs),
+        applied,
+        failed,
+        extra={
+            "action": "chunk_done",
+            "job_id": claim_.job_id,
+            "chunks": list(claim_.seqs),
+        },
+    )
+
+
+def _record(
+    conn: sa.Connection,
+    ctx: JobContext,
+    claim_: Claim,
+    outcomes: list[ChunkOutcome],
+    settings: Settings,
+) -> None:
+    c = job_chunks.c
+    error_rows: list[dict[str, Any]] = []
+    for o in outcomes:
+        done = conn.execute(
+            sa.update(job_chunks)
+            .where(
+                c.job_id == claim_.job_id,
+                c.seq == o.seq,
+                c.status == "running",
+                c.lease_owner == claim_.owner,
+            )
+            .values(
+                status="done",
+                output=_encode_output(o.applied),
+                successful_items=len(o.applied),
+                failed_items=len(o.failures),
+                skipped_items=o.skipped,
+                finished_at=ctx.now,
+                lease_until=None,
+            )
+        )
+        if done.rowcount != 1:
+            raise LeaseLost(claim_.job_id, o.seq)
+        error_rows.extend(
+            {
+                "job_id": claim_.job_id,
+                "idx": index,
+                "chunk_seq": o.seq,
+                "item_id": item_id,
+                "code": failure.code,
+                "field": failure.field,
+                "message": failure.message,
+                "input": raw,
+            }
+            for index, item_id, failure, raw in o.failures
+        )
+    if error_rows:
+        conn.execute(sa.insert(job_errors), error_rows)
+
+    applied = sum(len(o.applied) for o in outcomes)
+    failed = sum(len(o.failures) for o in outcomes)
+    skipped = sum(o.skipped for o in outcomes)
+    j = jobs.c
+    conn.execute(
+        sa.update(jobs)
+        .where(j.id == claim_.job_id)
+        .values(
+            processed_items=j.processed_items + applied + failed + skipped,
+            successful_items=j.successful_items + applied,
+            failed_items=j.failed_items + failed,
+            skipped_items=j.skipped_items + skipped,
+            chunks_done=j.chunks_done + len(outcomes),
+            updated_at=ctx.now,
+        )
+    )
+    row = conn.execute(
+        sa.select(j.chunks_done, j.chunks_total, j.failed_items, j.status).where(
+            j.id == claim_.job_id
+        )
+    ).one()
+    if row.chunks_done >= row.chunks_total and row.status in ACTIVE_STATUSES:
+        status = "completed_with_errors" if row.failed_items else "completed"
+        retain = timedelta(days=settings.job_retention_days)
+        conn.execute(
+            sa.update(jobs)
+            .where(j.id == claim_.job_id)
+            .values(
+                status=status,
+                finished_at=ctx.now,
+                expires_at=ctx.now + int(retain.total_seconds() * 1_000_000),
+            )
+        )
+        log.info(
+            "job %s %s",
+            claim_.job_id,
+            status,
+            extra={"action": "job_finished", "job_id": claim_.job_id},
+        )
+
+
+def _release(db: Database, claim_: Claim) -> None:
+    c = job_chunks.c
+    with db.write() as conn:
+        conn.execute(
+            sa.update(job_chunks)
+            .where(
+                c.job_id == claim_.job_id,
+                c.seq.in_(claim_.seqs),
+                c.status == "running",
+                c.lease_owner == claim_.owner,
+            )
+            .values(status="pending", lease_owner=None, lease_until=None)
+        )
+
+
+def _fail(
+    conn: sa.Connection, job_id: str, code: str, message: str, details: dict[str, Any]
+) -> None:
+    now = now_us()
+    conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE_STATUSES))
+        .values(
+            status="failed",
+            error={"code": code, "message": message, "details": details},
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    log.error(
+        "job %s failed: %s",
+        job_id,
+        message,
+        extra={"action": "job_failed", "job_id": job_id},
+    )
+
+
+def fail_job(
+    db: Database, job_id: str, code: str, message: str, details: dict[str, Any]
+) -> None:
+    with db.write() as conn:
+        _fail(conn, job_id, code, message, details)
+
+
+def recover(db: Database) -> int:
+    """At start of the embedded server: chunks left running are run again.
+
+    The embedded server is the only process on its data directory (it holds a
+    lock file), so every running chunk belongs to a process that is gone.
+    """
+    with db.write() as conn:
+        result = conn.execute(
+            sa.update(job_chunks)
+            .where(job_chunks.c.status == "running")
+            .values(status="pending", lease_owner=None, lease_until=None)
+        )
+    count = int(result.rowcount or 0)
+    if count:
+        log.info(
+            "%d chunks that were running when the server stopped will run again",
+            count,
+            extra={"action": "chunks_recovered"},
+        )
+    return count

@@ -1,0 +1,201 @@
+"""Accepting a job: its input is cut into chunks and stored before the 202.
+
+A job is written in status "staging" first and its chunks in short
+transactions while the body arrives, so that a large upload neither holds
+the body in memory nor holds the database's write lock for its whole length.
+Only the last transaction makes the job visible to workers ("queued"); a job
+left in "staging" by a crash was never acknowledged, and is removed at start.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from lorry.clock import now_us
+from lorry.config import Settings
+from lorry.errors import ApiError
+from lorry.ids import new_id
+from lorry.jobs.model import STAGING, Entry, PreFailed, encode_entries
+from lorry.store.db import Database
+from lorry.store.tables import job_chunks, jobs
+
+__all__ = ["Stager", "remove_unfinished"]
+
+log = logging.getLogger(__name__)
+
+#: Chunks written per staging transaction.
+_FLUSH_CHUNKS = 8
+
+
+class _IdOnly(msgspec.Struct):
+    id: Any = None
+
+
+_id_of_update = msgspec.json.Decoder(_IdOnly).decode
+_id_of_destroy = msgspec.json.Decoder(Any).decode
+
+
+class Stager:
+    """Receives a job's input entries one by one and stages them in chunks."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        kind: str,
+        options: dict[str, Any],
+        chunk_size: int,
+        token_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.kind = kind
+        self.chunk_size = chunk_size
+        self.job_id = new_id()
+        self.count = 0
+        self._entries: list[Entry] = []
+        self._chunks: list[dict[str, Any]] = []
+        self._seq = 0
+        # Update and destroy jobs must name each item once; a set of ids is
+        # the price of reporting the second mention as duplicate_id.
+        self._seen: set[str] | None = set() if kind != "bulk_create" else None
+        now = now_us()
+        with db.write() as conn:
+            conn.execute(
+                sa.insert(jobs).values(
+                    id=self.job_id,
+                    kind=kind,
+                    status=STAGING,
+                    options=options,
+                    token_id=token_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    def add(self, raw: bytes) -> None:
+        if self.count >= self.settings.max_items_per_job:
+            raise ApiError.one(
+                413,
+                "too_many_items",
+                f"a job holds at most {self.settings.max_items_per_job} items",
+            )
+        entry: Entry = raw
+        if len(raw) > self.settings.max_item_bytes:
+            entry = PreFailed(
+                "item_too_large",
+                f"the item has {len(raw)} bytes; at most "
+                f"{self.settings.max_item_bytes} are allowed",
+                raw[:1024],
+            )
+        elif self._seen is not None:
+            entry = self._dedupe(raw)
+        self._entries.append(entry)
+        self.count += 1
+        if len(self._entries) >= self.chunk_size:
+            self._cut()
+
+    def _dedupe(self, raw: bytes) -> Entry:
+        assert self._seen is not None
+        try:
+            if self.kind == "bulk_update":
+                item_id = _id_of_update(raw).id
+            else:
+                item_id = _id_of_destroy(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return raw  # the chunk reports it with its proper code
+        if not isinstance(item_id, str):
+            return raw
+        if item_id in self._seen:
+            return PreFailed(
+                "duplicate_id", f"item {item_id} appears earlier in this job", raw
+            )
+        self._seen.add(item_id)
+        return raw
+
+    def _cut(self) -> None:
+        if not self._entries:
+            return
+        self._chunks.append(
+            {
+                "job_id": self.job_id,
+                "seq": self._seq,
+                "status": "pending",
+                "first_index": self.count - len(self._entries),
+                "item_count": len(self._entries),
+                "input": encode_entries(self._entries),
+            }
+        )
+        self._seq += 1
+        self._entries = []
+
+    @property
+    def wants_flush(self) -> bool:
+        return len(self._chunks) >= _FLUSH_CHUNKS
+
+    def flush(self) -> None:
+        if not self._chunks:
+            return
+        with self.db.write() as conn:
+            conn.execute(sa.insert(job_chunks), self._chunks)
+        self._chunks = []
+
+    def finish(self) -> str:
+        """Store what is left and hand the job to the workers."""
+        self._cut()
+        if self.count == 0:
+            raise ApiError.invalid(
+                "the job has no items", pointer="/data", code="empty_job"
+            )
+        with self.db.write() as conn:
+            if self._chunks:
+                conn.execute(sa.insert(job_chunks), self._chunks)
+            conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == self.job_id)
+                .values(
+                    status="queued",
+                    total_items=self.count,
+                    chunks_total=self._seq,
+                    updated_at=now_us(),
+                )
+            )
+        self._chunks = []
+        log.info(
+            "job %s accepted: %s of %d items in %d chunks",
+            self.job_id,
+            self.kind,
+            self.count,
+            self._seq,
+            extra={"action": "job_accepted", "job_id": self.job_id},
+        )
+        return self.job_id
+
+    def abort(self) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                sa.delete(job_chunks).where(job_chunks.c.job_id == self.job_id)
+            )
+            conn.execute(sa.delete(jobs).where(jobs.c.id == self.job_id))
+
+
+def remove_unfinished(db: Database) -> int:
+    """Drop jobs whose upload never finished (the client got no 202)."""
+    with db.write() as conn:
+        ids = list(
+            conn.execute(sa.select(jobs.c.id).where(jobs.c.status == STAGING)).scalars()
+        )
+        if ids:
+            conn.execute(sa.delete(job_chunks).where(job_chunks.c.job_id.in_(ids)))
+            conn.execute(sa.delete(jobs).where(jobs.c.id.in_(ids)))
+    for job_id in ids:
+        log.warning(
+            "job %s was still receiving its input when the server stopped; removed",
+            job_id,
+            extra={"action": "job_staging_removed", "job_id": job_id},
+        )
+    return len(ids)

@@ -1,0 +1,1 @@
+"""Item types, their fields, and the validators compiled from them."""

@@ -1,0 +1,347 @@
+"""Compiling item types into fast validators.
+
+Each item type becomes a msgspec Struct whose field annotations carry the
+field's constraints, tagged by ``item_type``; a job's items are decoded from
+their raw JSON straight into those structs in C, in msgspec's lax mode, which
+coerces the strings that CSV gives ("12", "1.5", "true", "2020-01-01",
+unix seconds). Python only touches what msgspec cannot check: NaN, naive
+datetimes, lenient booleans on the slow path, and links, which need the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import keyword
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+from lorry.clock import us_from_datetime
+from lorry.ids import ID_PATTERN
+from lorry.schema.fields import FieldDef, ItemTypeDef
+
+__all__ = [
+    "CompiledType",
+    "canonical_datetime",
+    "ItemFailure",
+    "LinkField",
+    "Valid",
+    "Validator",
+]
+
+_UTC = dt.UTC
+_TRUE = frozenset({"true", "t", "yes", "y", "on", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "off", "0"})
+_PATH_RE = re.compile(r" - at `\$(?:\.([A-Za-z0-9_]+)|\[\d+\])?[^`]*`$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MISSING_RE = re.compile(r"Object missing required field `([^`]+)`")
+_UNKNOWN_RE = re.compile(r"Object contains unknown field `([^`]+)`")
+
+
+class ItemFailure(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkField:
+    attr: str
+    key: str
+    many: bool
+    target_keys: frozenset[str]
+    #: With link_by, the unique field of the target type the input names.
+    by: str | None = None
+
+
+@dataclass(slots=True)
+class CompiledType:
+    type_def: ItemTypeDef
+    struct: type[msgspec.Struct]
+    float_attrs: tuple[str, ...]
+    datetime_attrs: tuple[str, ...]
+    bool_keys: frozenset[str]
+    datetime_keys: frozenset[str]
+    links: tuple[LinkField, ...]
+    unique_keys: tuple[str, ...]
+    field_types: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Valid:
+    compiled: CompiledType
+    obj: msgspec.Struct
+    created_at: int | None
+    updated_at: int | None
+
+
+def _attr(key: str) -> str:
+    # Field keys are identifiers but may be Python keywords ("class", "from").
+    return f"f_{key}" if keyword.iskeyword(key) or key.startswith("f_") else key
+
+
+def _annotation(f: FieldDef, link_by: str | None) -> Any:
+    v = f.validators
+    meta: dict[str, Any] = {}
+    if f.field_type in ("string", "text"):
+        if v.length is not None:
+            if v.length.min is not None:
+                meta["min_length"] = v.length.min
+            if v.length.max is not None:
+                meta["max_length"] = v.length.max
+        if v.pattern is not None:
+            meta["pattern"] = v.pattern
+        base: Any = str
+        if v.enum:
+            base = Literal[tuple(v.enum)]
+            meta.pop("pattern", None)
+            meta.pop("min_length", None)
+            meta.pop("max_length", None)
+    elif f.field_type in ("integer", "float"):
+        base = int if f.field_type == "integer" else float
+        if v.range is not None:
+            if v.range.min is not None:
+                meta["ge"] = v.range.min
+            if v.range.max is not None:
+                meta["le"] = v.range.max
+    elif f.field_type == "boolean":
+        base = bool
+    elif f.field_type == "date":
+        base = dt.date
+    elif f.field_type == "datetime":
+        base = dt.datetime
+    elif f.field_type == "json":
+        base = Any
+    elif f.field_type == "enum":
+        base = Literal[tuple(v.enum or ())]
+    elif f.field_type == "link":
+        base = (
+            Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+            if link_by is None
+            else Union[str, int, float]  # noqa: UP007 - a runtime type object
+        )
+    elif f.field_type == "links":
+        element: Any = (
+            Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+            if link_by is None
+            else Union[str, int, float]  # noqa: UP007
+        )
+        list_meta: dict[str, Any] = {}
+        if v.length is not None:
+            if v.length.min is not None:
+                list_meta["min_length"] = v.length.min
+            if v.length.max is not None:
+                list_meta["max_length"] = v.length.max
+        base = (
+            Annotated[list[element], msgspec.Meta(**list_meta)]
+            if list_meta
+            else list[element]
+        )
+    else:  # pragma: no cover - FieldDef checks keep other types out
+        raise ValueError(f"unknown field type {f.field_type!r}")
+    if meta:
+        base = Annotated[base, msgspec.Meta(**meta)]
+    return base
+
+
+def compile_type(type_def: ItemTypeDef, link_by: dict[str, str]) -> CompiledType:
+    spec: list[tuple[str, Any, Any]] = []
+    floats: list[str] = []
+    datetimes: list[str] = []
+    bools: list[str] = []
+    datetime_keys: list[str] = []
+    links: list[LinkField] = []
+    for f in type_def.fields:
+        by = link_by.get(f.api_key) if f.field_type in ("link", "links") else None
+        ann = _annotation(f, by)
+        name = _attr(f.api_key)
+        if f.required and f.default is None:
+            spec.append((name, ann, msgspec.field(name=f.api_key)))
+        else:
+            spec.append(
+                (name, ann | None, msgspec.field(default=f.default, name=f.api_key))
+            )
+        if f.field_type == "float":
+            floats.append(name)
+        elif f.field_type == "datetime":
+            datetimes.append(name)
+            datetime_keys.append(f.api_key)
+        elif f.field_type == "boolean":
+            bools.append(f.api_key)
+        elif f.field_type in ("link", "links"):
+            targets = frozenset(f.validators.item_types or ())
+            links.append(
+                LinkField(name, f.api_key, f.field_type == "links", targets, by)
+            )
+    # Items may set their own timestamps (an import keeping a source's dates);
+    # UNSET keeps them out of the stored JSON once read.
+    for stamp in ("created_at", "updated_at"):
+        spec.append(
+            (
+                f"_lorry_{stamp}",
+                dt.datetime | msgspec.UnsetType,
+                msgspec.field(default=msgspec.UNSET, name=stamp),
+            )
+        )
+    struct = msgspec.defstruct(
+        f"ItemType_{type_def.api_key}",
+        spec,
+        tag_field="item_type",
+        tag=type_def.api_key,
+        forbid_unknown_fields=True,
+        kw_only=True,
+    )
+    return CompiledType(
+        type_def=type_def,
+        struct=struct,
+        float_attrs=tuple(floats),
+        datetime_attrs=tuple(datetimes),
+        bool_keys=frozenset(bools),
+        datetime_keys=frozenset(datetime_keys),
+        links=tuple(links),
+        unique_keys=tuple(f.api_key for f in type_def.fields if f.unique),
+        field_types={f.api_key: f.field_type for f in type_def.fields},
+    )
+
+
+def failure_from_message(message: str) -> ItemFailure:
+    """Turn a msgspec validation message into a per-item error."""
+    m = _MISSING_RE.match(message)
+    if m:
+        key = m.group(1)
+        if key == "item_type":
+            return ItemFailure("unknown_item_type", "item_type is missing", key)
+        return ItemFailure("required", f"{key} is required", key)
+    m = _UNKNOWN_RE.match(message)
+    if m:
+        key = m.group(1)
+        return ItemFailure("unknown_field", f"{key} is not a field of this type", key)
+    path = _PATH_RE.search(message)
+    key = path.group(1) if path else None
+    text = message[: path.start()] if path else message
+    if key == "item_type":
+        value = text.removeprefix("Invalid value ")
+        return ItemFailure("unknown_item_type", f"no item type {value}", key)
+    if key is None and "Expected `object`" in text:
+        return ItemFailure("invalid_item", f"an item must be a JSON object: {text}")
+    where = f"{key}: " if key else ""
+    if "got `null`" in text:
+        return ItemFailure("required", f"{key} is required", key)
+    if text.startswith("Expected `") and ", got `" in text:
+        return ItemFailure("invalid_type", f"{where}{text}", key)
+    return ItemFailure("invalid_value", f"{where}{text}", key)
+
+
+class Validator:
+    """Validates raw JSON items against a set of item types."""
+
+    def __init__(
+        self, types: list[ItemTypeDef], link_by: dict[str, str] | None = None
+    ) -> None:
+        self.link_by = dict(link_by or {})
+        self.by_key = {t.api_key: compile_type(t, self.link_by) for t in types}
+        self.by_struct = {c.struct: c for c in self.by_key.values()}
+        structs = tuple(c.struct for c in self.by_key.values())
+        self._decoder: msgspec.json.Decoder[Any] | None = None
+        if structs:
+            union: Any = Union[structs] if len(structs) > 1 else structs[0]  # noqa: UP007
+            self._decoder = msgspec.json.Decoder(union, strict=False)
+            self._union = union
+
+    def validate(self, raw: bytes) -> Valid | ItemFailure:
+        if self._decoder is None:
+            return ItemFailure("unknown_item_type", "there are no item types yet")
+        try:
+            obj = self._decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            return self._slow_path(raw, str(exc))
+        except msgspec.DecodeError as exc:
+            return ItemFailure("invalid_json", f"not valid JSON: {exc}")
+        return self._finish(obj)
+
+    def convert(self, value: dict[str, Any]) -> Valid | ItemFailure:
+        """Validate an item given as Python values (bulk update's merged item)."""
+        try:
+            obj = msgspec.convert(value, self._union, strict=False)
+        except msgspec.ValidationError as exc:
+            return self._repair(value, str(exc))
+        return self._finish(obj)
+
+    def _slow_path(self, raw: bytes, message: str) -> Valid | ItemFailure:
+        try:
+            value = msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            return ItemFailure("invalid_json", f"not valid JSON: {exc}")
+        return self._repair(value, message)
+
+    def _repair(self, value: Any, message: str) -> Valid | ItemFailure:
+        # msgspec reads "true"/"false"/"1"/"0" as booleans; CSV exports also
+        # say yes/no, Y/N, on/off. Retry once with those spelled out.
+        failure = failure_from_message(message)
+        if failure.code not in ("invalid_type", "invalid_value") or not isinstance(
+            value, dict
+        ):
+            return failure
+        compiled = self.by_key.get(value.get("item_type", ""))
+        if compiled is None:
+            return failure
+        fixed = dict(value)
+        for key in compiled.bool_keys:
+            v = fixed.get(key)
+            if isinstance(v, str):
+                low = v.strip().lower()
+                if low in _TRUE:
+                    fixed[key] = True
+                elif low in _FALSE:
+                    fixed[key] = False
+        # A date alone in a datetime field means midnight UTC.
+        for key in compiled.datetime_keys:
+            v = fixed.get(key)
+            if isinstance(v, str) and _DATE_RE.match(v.strip()):
+                fixed[key] = v.strip() + "T00:00:00Z"
+        if fixed == value:
+            return failure
+        try:
+            obj = msgspec.convert(fixed, compiled.struct, strict=False)
+        except msgspec.ValidationError as exc:
+            return failure_from_message(str(exc))
+        return self._finish(obj)
+
+    def _finish(self, obj: Any) -> Valid | ItemFailure:
+        compiled = self.by_struct[type(obj)]
+        for attr in compiled.float_attrs:
+            x = getattr(obj, attr)
+            if x is not None and not math.isfinite(x):
+                key = attr.removeprefix("f_")
+                return ItemFailure(
+                    "invalid_value", f"{key}: {x} is not a finite number", key
+                )
+        for attr in compiled.datetime_attrs:
+            x = getattr(obj, attr)
+            if x is not None:
+                setattr(obj, attr, canonical_datetime(x))
+        created = getattr(obj, "_lorry_created_at")
+        updated = getattr(obj, "_lorry_updated_at")
+        created_us = updated_us = None
+        if created is not msgspec.UNSET:
+            created_us = us_from_datetime(created)
+            setattr(obj, "_lorry_created_at", msgspec.UNSET)
+        if updated is not msgspec.UNSET:
+            updated_us = us_from_datetime(updated)
+            setattr(obj, "_lorry_updated_at", msgspec.UNSET)
+        return Valid(compiled, obj, created_us, updated_us)
+
+
+def canonical_datetime(value: dt.datetime) -> str:
+    """The stored form of a datetime: UTC, fixed width, so strings sort as times.
+
+    Naive datetimes are read as UTC.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_UTC)
+    elif value.utcoffset():
+        value = value.astimezone(_UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -1,0 +1,77 @@
+"""Assembling the embedded server: data directory, database, workers."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import IO
+
+from lorry.config import Settings
+from lorry.engine.pool import WorkerPool
+from lorry.jobs import runner, staging
+from lorry.store import tokens
+from lorry.store.db import Database
+from lorry.store.migrate import upgrade
+
+__all__ = ["DataDirLocked", "Runtime", "open_runtime"]
+
+log = logging.getLogger(__name__)
+
+
+class DataDirLocked(RuntimeError):
+    """Another Lorry server is using this data directory."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    pool: WorkerPool
+    #: The admin token made at first start, to be shown once; else None.
+    new_admin_token: str | None = None
+    _lock: IO[str] | None = field(default=None, repr=False)
+
+    def start_workers(self) -> None:
+        if self.pool.size:
+            self.pool.start()
+
+    def close(self) -> None:
+        self.pool.stop()
+        self.db.dispose()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _lock_data_dir(settings: Settings) -> IO[str]:
+    path = settings.data_dir / "lorry.lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirLocked(
+            f"{settings.data_dir} is in use by another Lorry server "
+            "(one embedded server per data directory)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def open_runtime(settings: Settings) -> Runtime:
+    """Prepare everything a server needs, before it takes requests."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_data_dir(settings) if not settings.database_url else None
+    db = Database(settings.url)
+    upgrade(db)
+    with db.write() as conn:
+        new_token = tokens.bootstrap(conn, settings.admin_token)
+    staging.remove_unfinished(db)
+    runner.recover(db)
+    pool = WorkerPool(db, settings, settings.workers)
+    return Runtime(settings, db, pool, new_token, lock)
