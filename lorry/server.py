@@ -12,7 +12,7 @@ from lorry.config import Settings
 from lorry.engine.pool import WorkerPool
 from lorry.jobs import runner, staging
 from lorry.store import tokens
-from lorry.store.db import Database
+from lorry.store.db import Checkpointer, Database
 from lorry.store.migrate import upgrade
 
 __all__ = ["DataDirLocked", "Runtime", "open_runtime"]
@@ -29,16 +29,19 @@ class Runtime:
     settings: Settings
     db: Database
     pool: WorkerPool
+    checkpointer: Checkpointer
     #: The admin token made at first start, to be shown once; else None.
     new_admin_token: str | None = None
     _lock: IO[str] | None = field(default=None, repr=False)
 
     def start_workers(self) -> None:
+        self.checkpointer.start()
         if self.pool.size:
             self.pool.start()
 
     def close(self) -> None:
         self.pool.stop()
+        self.checkpointer.stop()
         self.db.dispose()
         if self._lock is not None:
             self._lock.close()
@@ -74,4 +77,4 @@ def open_runtime(settings: Settings) -> Runtime:
     staging.remove_unfinished(db)
     runner.recover(db)
     pool = WorkerPool(db, settings, settings.workers)
-    return Runtime(settings, db, pool, new_token, lock)
+    return Runtime(settings, db, pool, Checkpointer(db), new_token, lock)

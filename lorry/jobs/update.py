@@ -40,14 +40,14 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
             continue
         try:
             parsed = _decode_entry(entry)
-        except msgspec.DecodeError as exc:
-            failure = ItemFailure("invalid_json", f"not valid JSON: {exc}")
-            prepared.failures.append((index, None, failure, entry))
-        except msgspec.ValidationError as exc:
+        except msgspec.ValidationError as exc:  # before its base, DecodeError
             failure = ItemFailure(
                 "invalid_item",
                 f'an update is {{"id": ..., "attributes": {{...}}}}: {exc}',
             )
+            prepared.failures.append((index, None, failure, entry))
+        except msgspec.DecodeError as exc:
+            failure = ItemFailure("invalid_json", f"not valid JSON: {exc}")
             prepared.failures.append((index, None, failure, entry))
         else:
             version = (parsed.meta or {}).get("version")
