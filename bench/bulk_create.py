@@ -1,0 +1,184 @@
+"""Bulk create: Lorry over HTTP against the raw SQLite limit, in one run.
+
+    python bench/bulk_create.py 1000000
+
+(a) raw limit: the same rows inserted into a fresh SQLite file by executemany
+    in one transaction, into a table with a unique index on sku;
+(b) Lorry: one bulk create job of the same items, streamed as NDJSON over HTTP
+    to a fresh ``lorry serve`` (a real process), waited for.
+
+Prints items/s of each, their ratio, and the server's peak RSS. Figures are
+ratios measured in the same run, because these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+
+TOKEN = "bench-token"
+STATUSES = ("draft", "active", "archived")
+FIELDS = [
+    {"api_key": "name", "field_type": "string", "required": True},
+    {"api_key": "sku", "field_type": "string", "required": True, "unique": True},
+    {"api_key": "price", "field_type": "float", "validators": {"range": {"min": 0}}},
+    {"api_key": "status", "field_type": "enum", "validators": {"enum": list(STATUSES)}},
+    {"api_key": "description", "field_type": "text"},
+]
+
+
+def rows(n: int) -> Iterator[tuple[str, str, float, str, str, str]]:
+    # Skus arrive out of order, as real exports do, so the unique index does
+    # real work; the same sequence feeds both sides.
+    for i in range(n):
+        key = (i * 2_654_435_761) % 4_294_967_296
+        yield (
+            f"Product {i}",
+            f"SKU-{key:010d}-{i}",
+            round((i % 10_000) / 7, 2),
+            STATUSES[i % 3],
+            f"Description of product {i}, a fine thing made of good stuff.",
+            f"2020-01-{i % 28 + 1:02d}T10:00:00Z",
+        )
+
+
+def raw_limit(n: int, workdir: Path) -> float:
+    path = workdir / "raw.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(
+        "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " sku TEXT NOT NULL, price REAL, status TEXT, description TEXT,"
+        " created_at TEXT)"
+    )
+    conn.execute("CREATE UNIQUE INDEX ux_products_sku ON products (sku)")
+    start = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO products (name, sku, price, status, description, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows(n),
+    )
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return n / elapsed
+
+
+def ndjson(n: int) -> Iterator[bytes]:
+    encode = msgspec.json.Encoder().encode_into
+    buf = bytearray()
+    for name, sku, price, status, description, created_at in rows(n):
+        item = {
+            "item_type": "product",
+            "name": name,
+            "sku": sku,
+            "price": price,
+            "status": status,
+            "description": description,
+            "created_at": created_at,
+        }
+        encode(item, buf, len(buf))
+        buf += b"\n"
+        if len(buf) >= 1 << 20:
+            yield bytes(buf)
+            buf.clear()
+    if buf:
+        yield bytes(buf)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("lorry serve exited early")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("lorry serve did not start")
+
+
+def lorry_run(n: int, workdir: Path, port: int) -> tuple[float, float, float]:
+    env = {**os.environ, "LORRY_ADMIN_TOKEN": TOKEN}
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "lorry", "serve", "--port", str(port)]
+    cmd += ["--data-dir", str(workdir / "lorry-data"), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        wait_ready(url, proc)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=3600) as api:
+            body = {
+                "data": {
+                    "type": "item_type",
+                    "attributes": {
+                        "api_key": "product",
+                        "name": "Product",
+                        "fields": FIELDS,
+                    },
+                }
+            }
+            api.post("/item-types", json=body).raise_for_status()
+            start = time.perf_counter()
+            response = api.post(
+                "/items/bulk-create-jobs",
+                content=ndjson(n),
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+            response.raise_for_status()
+            job_id = response.json()["data"]["id"]
+            while True:
+                attrs = api.get(f"/jobs/{job_id}").json()["data"]["attributes"]
+                if attrs["status"] not in ("queued", "in_progress"):
+                    break
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - start
+        if attrs["status"] != "completed" or attrs["result"]["successful_items"] != n:
+            raise SystemExit(f"job did not complete cleanly: {attrs['status']}")
+        server_rate = attrs["details"]["items_per_second"]
+        return n / elapsed, float(server_rate), peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int, help="number of items")
+    parser.add_argument("--port", type=int, default=8731)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="lorry-bench-") as tmp:
+        workdir = Path(tmp)
+        raw = raw_limit(args.n, workdir)
+        lorry, server_rate, rss = lorry_run(args.n, workdir, args.port)
+
+    print(f"bulk create, N = {args.n:,} ({os.cpu_count()} cores)")
+    print(f"  raw limit (executemany, one txn)  {raw:>12,.0f} items/s")
+    print(f"  Lorry (HTTP submit to completed)  {lorry:>12,.0f} items/s")
+    print(f"  Lorry (job running phase only)    {server_rate:>12,.0f} items/s")
+    print(f"  ratio Lorry / raw                 {lorry / raw:>12.2f}")
+    print(f"  server peak RSS                   {rss:>12.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

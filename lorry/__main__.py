@@ -1,0 +1,3 @@
+from lorry.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""kill -9 of ``lorry serve`` in the middle of a job, then a new start."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from tests.conftest import item_type_body, wait_job
+from tests.e2e.procs import ServeProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+N = 60_000
+
+
+def test_kill_9_mid_job_then_restart_applies_every_item_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    # Small transactions stretch the job out, so that the kill lands inside it.
+    env = {"LORRY_TXN_ITEMS": "400"}
+    first = ServeProcess(data_dir, free_port(), **env)
+    first.start()
+    try:
+        with first.client() as api:
+            fields = [{"api_key": "n", "field_type": "integer", "required": True}]
+            assert api.post(
+                "/item-types", json=item_type_body("row", fields)
+            ).is_success
+            body = b"".join(
+                msgspec.json.encode({"item_type": "row", "n": i}) + b"\n"
+                for i in range(N)
+            )
+            response = api.post(
+                "/items/bulk-create-jobs",
+                content=body,
+                params={"chunk_size": 200},
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+            assert response.status_code == 202
+            job_id = response.json()["data"]["id"]
+            deadline = time.monotonic() + 60
+            while True:
+                attrs = api.get(f"/jobs/{job_id}").json()["data"]["attributes"]
+                if 0.1 <= attrs["progress"] < 0.9:
+                    break
+                assert attrs["status"] in ("queued", "in_progress"), attrs
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+        first.kill()
+        killed_at = attrs["details"]["processed"]
+    finally:
+        first.stop()
+
+    second = ServeProcess(data_dir, free_port(), **env)
+    second.start()
+    try:
+        with second.client() as api:
+            job = wait_job(api, job_id, timeout=120)
+    finally:
+        second.stop()
+
+    attrs = job["attributes"]
+    assert attrs["status"] == "completed"
+    assert attrs["result"]["successful_items"] == N
+    assert attrs["result"]["processed_items"] == N
+    assert 0 < killed_at < N
+    with sqlite3.connect(data_dir / "lorry.db") as conn:
+        count, distinct = conn.execute(
+            "SELECT count(*), count(DISTINCT json_extract(data, '$.n')) FROM items"
+        ).fetchone()
+        chunks = conn.execute(
+            "SELECT count(*) FROM job_chunks WHERE status != 'done'"
+        ).fetchone()[0]
+    assert (count, distinct) == (N, N)
+    assert chunks == 0
