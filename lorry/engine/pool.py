@@ -14,6 +14,7 @@ import threading
 
 from lorry.config import Settings
 from lorry.jobs import runner
+from lorry.jobs.model import Claim
 from lorry.store.db import Database
 
 __all__ = ["WorkerPool"]
@@ -59,21 +60,24 @@ class WorkerPool:
         log.info("workers stopped", extra={"action": "workers_stopped"})
 
     def _loop(self, owner: str) -> None:
+        claim: Claim | None = None
         while not self._stop.is_set():
-            try:
-                claim = runner.claim(self.db, self.settings, owner)
-            except Exception:
-                log.exception(
-                    "worker %s could not claim a chunk",
-                    owner,
-                    extra={"action": "claim_error"},
-                )
-                claim = None
-                self._stop.wait(_IDLE_SECONDS)
+            if claim is None:
+                try:
+                    claim = runner.claim(self.db, self.settings, owner)
+                except Exception:
+                    log.exception(
+                        "worker %s could not claim a chunk",
+                        owner,
+                        extra={"action": "claim_error"},
+                    )
+                    self._stop.wait(_IDLE_SECONDS)
             if claim is None:
                 self._wake.wait(_IDLE_SECONDS)
                 self._wake.clear()
                 continue
             # Others may find work too while this one is busy.
             self._wake.set()
-            runner.run_claim(self.db, self.settings, claim)
+            claim = runner.run_claim(self.db, self.settings, claim)
+        if claim is not None:
+            runner.release(self.db, claim)

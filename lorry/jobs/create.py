@@ -67,27 +67,29 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
     outcome.failures.extend(link_failures)
 
     ids = new_ids(len(candidates))
-    now = ctx.now
-    rows: list[ItemRow] = []
-    for item_id, (_index, valid, _raw, _id, _given) in zip(
-        ids, candidates, strict=True
-    ):
-        created = valid.created_at or now
-        rows.append(
-            (
-                item_id,
-                valid.compiled.type_def.pk,
-                _encode(valid.obj).decode(),
-                1,
-                created,
-                valid.updated_at or created,
-                ctx.job_id,
-                None,
-            )
+    now, job_id = ctx.now, ctx.job_id
+    rows: list[ItemRow] = [
+        (
+            item_id,
+            valid.compiled.type_def.pk,
+            valid.data or _encode(valid.obj).decode(),
+            1,
+            valid.created_at or now,
+            valid.updated_at or valid.created_at or now,
+            job_id,
+            None,
         )
+        for item_id, (_index, valid, _raw, _id, _given) in zip(
+            ids, candidates, strict=True
+        )
+    ]
     inserted = item_store.insert_rows(conn, ctx.dialect, rows)
 
-    stored = set(ids) if inserted == len(rows) else item_store.existing_ids(conn, ids)
+    if inserted == len(rows):
+        outcome.applied = [(c[0], item_id) for c, item_id in zip(candidates, ids)]
+        return outcome
+
+    stored = item_store.existing_ids(conn, ids)
     skip = bool(ctx.options.get("skip_duplicates"))
     for item_id, (index, valid, raw, _id, _given) in zip(ids, candidates, strict=True):
         if item_id in stored:

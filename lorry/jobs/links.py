@@ -40,6 +40,8 @@ def resolve_links(
     candidates: list[Candidate],
 ) -> tuple[list[Candidate], list[tuple[int, str | None, ItemFailure, bytes]]]:
     """Return the candidates whose links hold, and a failure for each other."""
+    if not any(cand[1].compiled.links for cand in candidates):
+        return candidates, []
     failed: dict[int, ItemFailure] = {}
     pk_by_key = ctx.pk_by_key
     by_ids: set[str] = set()

@@ -31,7 +31,7 @@ from lorry.store import item_types as type_store
 from lorry.store.db import Database
 from lorry.store.tables import job_chunks, job_errors, jobs
 
-__all__ = ["LeaseLost", "claim", "fail_job", "recover", "run_claim"]
+__all__ = ["LeaseLost", "claim", "fail_job", "recover", "release", "run_claim"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,11 @@ class LeaseLost(Exception):
 
 def claim(db: Database, settings: Settings, owner: str) -> Claim | None:
     """Lease the next runnable chunks: consecutive ones of one job."""
+    with db.write() as conn:
+        return _claim_in(conn, settings, owner)
+
+
+def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | None:
     now = now_us()
     c, j = job_chunks.c, jobs.c
     base = (
@@ -65,48 +70,47 @@ def claim(db: Database, settings: Settings, owner: str) -> Claim | None:
         .order_by(j.created_at, c.job_id, c.seq)
         .limit(_CANDIDATES)
     )
-    with db.write() as conn:
-        rows = conn.execute(base.where(c.status == "pending")).all()
-        if not rows:
-            rows = conn.execute(
-                base.where(c.status == "running", c.lease_until < now)
-            ).all()
-        if not rows:
-            return None
-        job_id, kind, options = rows[0].job_id, rows[0].kind, rows[0].options
-        seqs: list[int] = []
-        total = 0
-        for row in rows:
-            if row.job_id != job_id or (seqs and row.seq != seqs[-1] + 1):
-                break
-            if seqs and total + row.item_count > settings.txn_items:
-                break
-            if row.attempts >= MAX_ATTEMPTS:
-                _fail(
-                    conn,
-                    job_id,
-                    "chunk_failed",
-                    f"chunk {row.seq} failed {row.attempts} times; giving up",
-                    {"chunk": row.seq},
-                )
-                return None
-            seqs.append(row.seq)
-            total += row.item_count
-        conn.execute(
-            sa.update(job_chunks)
-            .where(c.job_id == job_id, c.seq.in_(seqs))
-            .values(
-                status="running",
-                lease_owner=owner,
-                lease_until=now + settings.lease_seconds * 1_000_000,
-                attempts=c.attempts + 1,
+    rows = conn.execute(base.where(c.status == "pending")).all()
+    if not rows:
+        rows = conn.execute(
+            base.where(c.status == "running", c.lease_until < now)
+        ).all()
+    if not rows:
+        return None
+    job_id, kind, options = rows[0].job_id, rows[0].kind, rows[0].options
+    seqs: list[int] = []
+    total = 0
+    for row in rows:
+        if row.job_id != job_id or (seqs and row.seq != seqs[-1] + 1):
+            break
+        if seqs and total + row.item_count > settings.txn_items:
+            break
+        if row.attempts >= MAX_ATTEMPTS:
+            _fail(
+                conn,
+                job_id,
+                "chunk_failed",
+                f"chunk {row.seq} failed {row.attempts} times; giving up",
+                {"chunk": row.seq},
             )
+            return None
+        seqs.append(row.seq)
+        total += row.item_count
+    conn.execute(
+        sa.update(job_chunks)
+        .where(c.job_id == job_id, c.seq.in_(seqs))
+        .values(
+            status="running",
+            lease_owner=owner,
+            lease_until=now + settings.lease_seconds * 1_000_000,
+            attempts=c.attempts + 1,
         )
-        conn.execute(
-            sa.update(jobs)
-            .where(j.id == job_id, j.status == "queued")
-            .values(status="in_progress", started_at=now, updated_at=now)
-        )
+    )
+    conn.execute(
+        sa.update(jobs)
+        .where(j.id == job_id, j.status == "queued")
+        .values(status="in_progress", started_at=now, updated_at=now)
+    )
     return Claim(job_id, kind, options, tuple(seqs), owner)
 
 
@@ -126,10 +130,15 @@ def _load(db: Database, claim_: Claim) -> tuple[list[ChunkInput], JobContext]:
     return chunks, ctx
 
 
-def run_claim(db: Database, settings: Settings, claim_: Claim) -> None:
-    """Apply claimed chunks in one transaction; on failure, release them."""
+def run_claim(db: Database, settings: Settings, claim_: Claim) -> Claim | None:
+    """Apply claimed chunks in one transaction; on failure, release them.
+
+    Returns the worker's next claim, leased in that same transaction: a worker
+    that had to queue for the write lock again just to claim would validate
+    its next chunks only after the other worker's write, not during it.
+    """
     try:
-        _run(db, settings, claim_)
+        return _run(db, settings, claim_)
     except LeaseLost:
         log.warning(
             "job %s chunks %s: lease lost, results discarded",
@@ -144,14 +153,15 @@ def run_claim(db: Database, settings: Settings, claim_: Claim) -> None:
             _span(claim_.seqs),
             extra={"action": "chunk_error", "job_id": claim_.job_id},
         )
-        _release(db, claim_)
+        release(db, claim_)
+    return None
 
 
 def _span(seqs: tuple[int, ...]) -> str:
     return f"{seqs[0]}-{seqs[-1]}" if len(seqs) > 1 else str(seqs[0])
 
 
-def _run(db: Database, settings: Settings, claim_: Claim) -> None:
+def _run(db: Database, settings: Settings, claim_: Claim) -> Claim | None:
     prepare, apply = _KINDS[claim_.kind]
     chunks, ctx = _load(db, claim_)
     # Parsing and validating need no lock: done before the write transaction,
@@ -162,6 +172,7 @@ def _run(db: Database, settings: Settings, claim_: Claim) -> None:
         ctx.now = now_us()
         outcomes = [apply(conn, ctx, p) for p in prepared]
         _record(conn, ctx, claim_, outcomes, settings)
+        following = _claim_in(conn, settings, claim_.owner)
 
     applied = sum(len(o.applied) for o in outcomes)
     failed = sum(len(o.failures) for o in outcomes)
@@ -177,6 +188,7 @@ def _run(db: Database, settings: Settings, claim_: Claim) -> None:
             "chunks": list(claim_.seqs),
         },
     )
+    return following
 
 
 def _record(
@@ -266,7 +278,8 @@ def _record(
         )
 
 
-def _release(db: Database, claim_: Claim) -> None:
+def release(db: Database, claim_: Claim) -> None:
+    """Give claimed chunks back, unrun (a failed run, or a worker stopping)."""
     c = job_chunks.c
     with db.write() as conn:
         conn.execute(

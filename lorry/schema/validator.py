@@ -14,12 +14,12 @@ import datetime as dt
 import keyword
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
-from lorry.clock import us_from_datetime
 from lorry.ids import ID_PATTERN
 from lorry.schema.fields import FieldDef, ItemTypeDef
 
@@ -57,6 +57,10 @@ class LinkField:
     by: str | None = None
 
 
+def _unset_finish(obj: Any) -> Any:
+    raise AssertionError("compile_type sets finish")
+
+
 @dataclass(slots=True)
 class CompiledType:
     type_def: ItemTypeDef
@@ -68,6 +72,8 @@ class CompiledType:
     links: tuple[LinkField, ...]
     unique_keys: tuple[str, ...]
     field_types: dict[str, str] = field(default_factory=dict)
+    #: The per-type second pass, generated (see _make_finisher).
+    finish: Callable[[Any], Valid | ItemFailure] = field(default=_unset_finish)
 
 
 @dataclass(slots=True)
@@ -76,6 +82,8 @@ class Valid:
     obj: msgspec.Struct
     created_at: int | None
     updated_at: int | None
+    #: The item's JSON, when nothing later can change it (no link_by links).
+    data: str | None = None
 
 
 def _attr(key: str) -> str:
@@ -193,8 +201,11 @@ def compile_type(type_def: ItemTypeDef, link_by: dict[str, str]) -> CompiledType
         tag=type_def.api_key,
         forbid_unknown_fields=True,
         kw_only=True,
+        # Items hold no cycles; untracked structs spare the collector from
+        # walking every item of a chunk, which otherwise halves validation.
+        gc=False,
     )
-    return CompiledType(
+    compiled = CompiledType(
         type_def=type_def,
         struct=struct,
         float_attrs=tuple(floats),
@@ -205,6 +216,72 @@ def compile_type(type_def: ItemTypeDef, link_by: dict[str, str]) -> CompiledType
         unique_keys=tuple(f.api_key for f in type_def.fields if f.unique),
         field_types={f.api_key: f.field_type for f in type_def.fields},
     )
+    compiled.finish = _make_finisher(compiled)
+    return compiled
+
+
+_ONE_US = dt.timedelta(microseconds=1)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+_encode = msgspec.json.Encoder().encode
+
+
+def _stamp(value: dt.datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_UTC)
+    return (value - _EPOCH) // _ONE_US
+
+
+def _make_finisher(compiled: CompiledType) -> Callable[[Any], Valid | ItemFailure]:
+    """Generate the Python half of a type's validator, without loops or lookups.
+
+    This runs once per item on the hot path; straight-line code per field is
+    several times faster than a loop over field descriptions. Attribute names
+    are validated field keys (identifiers), so splicing them is safe.
+    """
+    lines = ["def finish(obj):"]
+    for attr in compiled.float_attrs:
+        key = attr.removeprefix("f_")
+        lines += [
+            f"    x = obj.{attr}",
+            "    if x is not None and (x != x or x == INF or x == -INF):",
+            f"        return ItemFailure('invalid_value', f'{key}: {{x}} is not a "
+            f"finite number', {key!r})",
+        ]
+    for attr in compiled.datetime_attrs:
+        lines += [
+            f"    x = obj.{attr}",
+            "    if x is not None:",
+            f"        obj.{attr} = canonical(x)",
+        ]
+    for stamp in ("created_at", "updated_at"):
+        lines += [
+            f"    {stamp} = obj._lorry_{stamp}",
+            f"    if {stamp} is UNSET:",
+            f"        {stamp} = None",
+            "    else:",
+            f"        {stamp} = stamp({stamp})",
+            f"        obj._lorry_{stamp} = UNSET",
+        ]
+    if any(link.by is not None for link in compiled.links):
+        lines.append("    return Valid(compiled, obj, created_at, updated_at)")
+    else:
+        lines.append(
+            "    return Valid(compiled, obj, created_at, updated_at, "
+            "encode(obj).decode())"
+        )
+    namespace: dict[str, Any] = {
+        "INF": math.inf,
+        "ItemFailure": ItemFailure,
+        "UNSET": msgspec.UNSET,
+        "Valid": Valid,
+        "canonical": canonical_datetime,
+        "compiled": compiled,
+        "encode": _encode,
+        "stamp": _stamp,
+    }
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built above
+    finish: Callable[[Any], Valid | ItemFailure] = namespace["finish"]
+    return finish
 
 
 def failure_from_message(message: str) -> ItemFailure:
@@ -311,28 +388,7 @@ class Validator:
         return self._finish(obj)
 
     def _finish(self, obj: Any) -> Valid | ItemFailure:
-        compiled = self.by_struct[type(obj)]
-        for attr in compiled.float_attrs:
-            x = getattr(obj, attr)
-            if x is not None and not math.isfinite(x):
-                key = attr.removeprefix("f_")
-                return ItemFailure(
-                    "invalid_value", f"{key}: {x} is not a finite number", key
-                )
-        for attr in compiled.datetime_attrs:
-            x = getattr(obj, attr)
-            if x is not None:
-                setattr(obj, attr, canonical_datetime(x))
-        created = getattr(obj, "_lorry_created_at")
-        updated = getattr(obj, "_lorry_updated_at")
-        created_us = updated_us = None
-        if created is not msgspec.UNSET:
-            created_us = us_from_datetime(created)
-            setattr(obj, "_lorry_created_at", msgspec.UNSET)
-        if updated is not msgspec.UNSET:
-            updated_us = us_from_datetime(updated)
-            setattr(obj, "_lorry_updated_at", msgspec.UNSET)
-        return Valid(compiled, obj, created_us, updated_us)
+        return self.by_struct[type(obj)].finish(obj)
 
 
 def canonical_datetime(value: dt.datetime) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,6 +65,9 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         self.dialect: Dialect = dialect_for(self.engine.dialect.name)
+        self.write_lock: threading.Lock | nullcontext[None] = (
+            threading.Lock() if is_sqlite else nullcontext()
+        )
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -73,7 +76,10 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as conn:
+        # SQLite has one writer at a time. Queueing writers of this process on
+        # a lock wakes the next one the moment the last commits; left to
+        # SQLite's busy handler, they would poll with sleeps of up to 100 ms.
+        with self.write_lock, self.engine.connect() as conn:
             conn = conn.execution_options(lorry_write=True)
             with conn.begin():
                 yield conn
@@ -113,7 +119,9 @@ class Checkpointer:
             self._checkpoint("TRUNCATE")
 
     def _checkpoint(self, mode: str) -> tuple[int, int, int]:
-        with self.db.engine.connect() as conn:
+        # TRUNCATE waits for writers; it takes its turn like one.
+        lock = self.db.write_lock if mode == "TRUNCATE" else nullcontext()
+        with lock, self.db.engine.connect() as conn:
             raw = conn.connection.driver_connection
             assert raw is not None
             row = raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
