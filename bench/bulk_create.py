@@ -22,9 +22,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import msgspec
+import psutil
 
 TOKEN = "bench-token"
 STATUSES = ("draft", "active", "archived")
@@ -117,7 +119,14 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("lorry serve did not start")
 
 
-def lorry_run(n: int, workdir: Path, port: int) -> tuple[float, float, float]:
+class Run(NamedTuple):
+    rate: float
+    accept_seconds: float
+    running_rate: float
+    peak_rss_mb: dict[str, float]
+
+
+def lorry_run(n: int, workdir: Path, port: int) -> Run:
     env = {**os.environ, "LORRY_ADMIN_TOKEN": TOKEN}
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "lorry", "serve", "--port", str(port)]
@@ -145,6 +154,7 @@ def lorry_run(n: int, workdir: Path, port: int) -> tuple[float, float, float]:
                 headers={"Content-Type": "application/x-ndjson"},
             )
             response.raise_for_status()
+            accepted = time.perf_counter() - start
             job_id = response.json()["data"]["id"]
             while True:
                 attrs = api.get(f"/jobs/{job_id}").json()["data"]["attributes"]
@@ -155,7 +165,10 @@ def lorry_run(n: int, workdir: Path, port: int) -> tuple[float, float, float]:
         if attrs["status"] != "completed" or attrs["result"]["successful_items"] != n:
             raise SystemExit(f"job did not complete cleanly: {attrs['status']}")
         server_rate = attrs["details"]["items_per_second"]
-        return n / elapsed, float(server_rate), peak_rss_mb(proc.pid)
+        rss = {"server": peak_rss_mb(proc.pid)}
+        for n_child, child in enumerate(psutil.Process(proc.pid).children()):
+            rss[f"worker {n_child}"] = peak_rss_mb(child.pid)
+        return Run(n / elapsed, accepted, float(server_rate), rss)
     finally:
         proc.terminate()
         proc.wait(60)
@@ -170,14 +183,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lorry-bench-") as tmp:
         workdir = Path(tmp)
         raw = raw_limit(args.n, workdir)
-        lorry, server_rate, rss = lorry_run(args.n, workdir, args.port)
+        run = lorry_run(args.n, workdir, args.port)
 
     print(f"bulk create, N = {args.n:,} ({os.cpu_count()} cores)")
     print(f"  raw limit (executemany, one txn)  {raw:>12,.0f} items/s")
-    print(f"  Lorry (HTTP submit to completed)  {lorry:>12,.0f} items/s")
-    print(f"  Lorry (job running phase only)    {server_rate:>12,.0f} items/s")
-    print(f"  ratio Lorry / raw                 {lorry / raw:>12.2f}")
-    print(f"  server peak RSS                   {rss:>12.0f} MB")
+    print(f"  Lorry (HTTP submit to completed)  {run.rate:>12,.0f} items/s")
+    print(f"  Lorry (job running phase only)    {run.running_rate:>12,.0f} items/s")
+    print(f"  upload and staging (until 202)    {run.accept_seconds:>12.2f} s")
+    print(f"  ratio Lorry / raw                 {run.rate / raw:>12.2f}")
+    for name, mb in run.peak_rss_mb.items():
+        print(f"  peak RSS, {name:<23}{mb:>12.0f} MB")
+    print(
+        f"  peak RSS, all processes         {sum(run.peak_rss_mb.values()):>12.0f} MB"
+    )
 
 
 if __name__ == "__main__":

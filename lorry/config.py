@@ -26,14 +26,16 @@ class Settings:
     data_dir: Path = Path("lorry-data")
     database_url: str | None = None
     admin_token: str | None = None
-    #: Worker threads of the embedded engine.
+    #: Workers of the embedded engine.
     workers: int = 2
+    #: "process" (the default of lorry serve) or "thread".
+    worker_mode: str = "process"
     #: Items per chunk when a job does not say.
     chunk_size: int = 1000
     #: Most items one chunk transaction applies: consecutive chunks of one job
     #: are applied together up to this many, because on SQLite the size of a
     #: transaction is the main lever on write speed.
-    txn_items: int = 10_000
+    txn_items: int = 50_000
     #: A claimed chunk whose worker has not finished it by then is run again.
     lease_seconds: int = 300
     max_body_bytes: int = 1 << 30
@@ -41,6 +43,13 @@ class Settings:
     max_items_per_job: int = 10_000_000
     job_retention_days: int = 7
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def write_lock_file(self) -> Path | None:
+        """The lock that queues the writers of all the server's processes."""
+        if self.database_url:
+            return None
+        return self.data_dir / "write.lock"
 
     @property
     def url(self) -> str:
@@ -57,11 +66,16 @@ class Settings:
             "database_url": os.environ.get("LORRY_DATABASE_URL") or None,
             "admin_token": os.environ.get("LORRY_ADMIN_TOKEN") or None,
             "workers": _env_int("LORRY_WORKERS", 2),
+            "worker_mode": os.environ.get("LORRY_WORKER_MODE", "process"),
             "chunk_size": _env_int("LORRY_CHUNK_SIZE", 1000),
-            "txn_items": _env_int("LORRY_TXN_ITEMS", 10_000),
+            "txn_items": _env_int("LORRY_TXN_ITEMS", 50_000),
             "lease_seconds": _env_int("LORRY_LEASE_SECONDS", 300),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values["data_dir"], str):
             values["data_dir"] = Path(values["data_dir"])
+        if values["worker_mode"] not in ("process", "thread"):
+            raise ValueError(
+                f"worker mode must be 'process' or 'thread', got {values['worker_mode']!r}"
+            )
         return cls(**values)  # type: ignore[arg-type]

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from lorry.config import Settings
-from lorry.engine.pool import WorkerPool
+from lorry.engine.pool import Pool, ThreadPool
+from lorry.engine.processes import ProcessPool
 from lorry.jobs import runner, staging
 from lorry.store import tokens
 from lorry.store.db import Checkpointer, Database
@@ -28,7 +29,7 @@ class DataDirLocked(RuntimeError):
 class Runtime:
     settings: Settings
     db: Database
-    pool: WorkerPool
+    pool: Pool
     checkpointer: Checkpointer
     #: The admin token made at first start, to be shown once; else None.
     new_admin_token: str | None = None
@@ -70,11 +71,15 @@ def open_runtime(settings: Settings) -> Runtime:
     """Prepare everything a server needs, before it takes requests."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     lock = _lock_data_dir(settings) if not settings.database_url else None
-    db = Database(settings.url)
+    db = Database(settings.url, lock_file=settings.write_lock_file)
     upgrade(db)
     with db.write() as conn:
         new_token = tokens.bootstrap(conn, settings.admin_token)
     staging.remove_unfinished(db)
     runner.recover(db)
-    pool = WorkerPool(db, settings, settings.workers)
+    pool: Pool
+    if settings.worker_mode == "process":
+        pool = ProcessPool(settings, settings.workers)
+    else:
+        pool = ThreadPool(db, settings, settings.workers)
     return Runtime(settings, db, pool, Checkpointer(db), new_token, lock)

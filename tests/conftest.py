@@ -59,7 +59,7 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
         settings = Settings(
             data_dir=tmp_path / f"data{len(servers)}",
             admin_token=ADMIN_TOKEN,
-            **overrides,
+            **{"worker_mode": "thread", **overrides},
         )
         server = RunningServer(settings)
         server.start()

@@ -29,6 +29,13 @@ def serve(
         int,
         typer.Option(envvar="LORRY_WORKERS", help="Embedded worker threads (0: none)."),
     ] = 2,
+    worker_mode: Annotated[
+        str,
+        typer.Option(
+            envvar="LORRY_WORKER_MODE",
+            help="Run workers as 'process'es (fast) or 'thread's.",
+        ),
+    ] = "process",
     log_level: Annotated[
         str, typer.Option(envvar="LORRY_LOG_LEVEL", help="debug, info, warning.")
     ] = "info",
@@ -45,7 +52,11 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = Settings.from_env(
-        host=host, port=port, data_dir=data_dir, workers=workers
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        workers=workers,
+        worker_mode=worker_mode,
     )
     try:
         runtime = open_runtime(settings)

@@ -1,8 +1,9 @@
-"""The embedded engine: a pool of worker threads inside ``lorry serve``.
+"""The embedded engine's worker loop, and the pool that runs it in threads.
 
-Workers claim runnable chunks straight from the chunk table. Threads suffice
-on SQLite: there is one writer at a time anyway, and while one worker is in
-SQLite's C code (which releases the GIL) another parses and validates.
+Workers claim runnable chunks straight from the chunk table. ``lorry serve``
+runs the loop in worker processes (lorry.engine.processes), so that
+validating one batch truly overlaps writing another; the thread pool here
+serves tests and ``--worker-mode thread``, with the same loop.
 """
 
 from __future__ import annotations
@@ -11,22 +12,74 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
+from typing import Protocol
 
 from lorry.config import Settings
 from lorry.jobs import runner
 from lorry.jobs.model import Claim
 from lorry.store.db import Database
 
-__all__ = ["WorkerPool"]
+__all__ = ["Pool", "ThreadPool", "work_loop", "worker_prefix"]
 
 log = logging.getLogger(__name__)
 
 #: How long an idle worker sleeps before it looks again; a new job wakes the
 #: workers at once, so this only bounds how late an expired lease is noticed.
-_IDLE_SECONDS = 1.0
+IDLE_SECONDS = 1.0
 
 
-class WorkerPool:
+class _Event(Protocol):
+    def is_set(self) -> bool: ...
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class Pool(Protocol):
+    size: int
+
+    def start(self) -> None: ...
+    def wake(self) -> None: ...
+    def stop(self, timeout: float = 30.0) -> None: ...
+
+
+def worker_prefix() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def work_loop(
+    db: Database,
+    settings: Settings,
+    owner: str,
+    wake: _Event,
+    stop: _Event,
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
+    claim: Claim | None = None
+    while not stop.is_set() and alive():
+        if claim is None:
+            try:
+                claim = runner.claim(db, settings, owner)
+            except Exception:
+                log.exception(
+                    "worker %s could not claim a chunk",
+                    owner,
+                    extra={"action": "claim_error"},
+                )
+                stop.wait(IDLE_SECONDS)
+        if claim is None:
+            wake.wait(IDLE_SECONDS)
+            wake.clear()
+            continue
+        # Others may find work too while this one is busy.
+        wake.set()
+        claim = runner.run_claim(db, settings, claim)
+    if claim is not None:
+        runner.release(db, claim)
+
+
+class ThreadPool:
     def __init__(self, db: Database, settings: Settings, size: int) -> None:
         self.db = db
         self.settings = settings
@@ -34,19 +87,23 @@ class WorkerPool:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._prefix = f"{socket.gethostname()}:{os.getpid()}"
 
     def start(self) -> None:
+        prefix = worker_prefix()
         for n in range(self.size):
             thread = threading.Thread(
-                target=self._loop,
-                args=(f"{self._prefix}:w{n}",),
+                target=work_loop,
+                args=(self.db, self.settings, f"{prefix}:t{n}", self._wake, self._stop),
                 name=f"lorry-worker-{n}",
                 daemon=True,
             )
             thread.start()
             self._threads.append(thread)
-        log.info("started %d workers", self.size, extra={"action": "workers_started"})
+        log.info(
+            "started %d worker threads",
+            self.size,
+            extra={"action": "workers_started"},
+        )
 
     def wake(self) -> None:
         self._wake.set()
@@ -57,27 +114,3 @@ class WorkerPool:
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
-        log.info("workers stopped", extra={"action": "workers_stopped"})
-
-    def _loop(self, owner: str) -> None:
-        claim: Claim | None = None
-        while not self._stop.is_set():
-            if claim is None:
-                try:
-                    claim = runner.claim(self.db, self.settings, owner)
-                except Exception:
-                    log.exception(
-                        "worker %s could not claim a chunk",
-                        owner,
-                        extra={"action": "claim_error"},
-                    )
-                    self._stop.wait(_IDLE_SECONDS)
-            if claim is None:
-                self._wake.wait(_IDLE_SECONDS)
-                self._wake.clear()
-                continue
-            # Others may find work too while this one is busy.
-            self._wake.set()
-            claim = runner.run_claim(self.db, self.settings, claim)
-        if claim is not None:
-            runner.release(self.db, claim)

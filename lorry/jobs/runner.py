@@ -260,6 +260,7 @@ def _record(
     ).one()
     if row.chunks_done >= row.chunks_total and row.status in ACTIVE_STATUSES:
         status = "completed_with_errors" if row.failed_items else "completed"
+        ctx.now = now_us()  # the end of the work, not the start of this batch
         retain = timedelta(days=settings.job_retention_days)
         conn.execute(
             sa.update(jobs)

@@ -99,6 +99,27 @@ class Stager:
         if len(self._entries) >= self.chunk_size:
             self._cut()
 
+    def add_many(self, raws: list[bytes]) -> None:
+        """Add entries in bulk: the common case at list speed, not item by item."""
+        if (
+            self._seen is not None
+            or not raws
+            or max(map(len, raws)) > self.settings.max_item_bytes
+            or self.count + len(raws) > self.settings.max_items_per_job
+        ):
+            for raw in raws:
+                self.add(raw)
+            return
+        start = 0
+        while start < len(raws):
+            room = self.chunk_size - len(self._entries)
+            taken = raws[start : start + room]
+            self._entries.extend(taken)
+            self.count += len(taken)
+            start += len(taken)
+            if len(self._entries) >= self.chunk_size:
+                self._cut()
+
     def _dedupe(self, raw: bytes) -> Entry:
         assert self._seen is not None
         try:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.pool import StaticPool
 
 from lorry.store.dialect import Dialect, dialect_for
 
@@ -29,13 +33,19 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA cache_size=-8192")
     cursor.execute("PRAGMA temp_store=MEMORY")
     # Checkpoints run in a thread of their own (Checkpointer) rather than in
     # whichever commit crosses the threshold: a checkpoint syncs the database
     # file, and a worker waiting on that holds up every other writer.
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
+
+
+def _sqlite_writer_cache(dbapi_connection: Any, _record: Any) -> None:
+    # The one writing connection keeps the hot pages of the indexes that bulk
+    # inserts touch; readers make do with a small cache each.
+    dbapi_connection.execute("PRAGMA cache_size=-65536")
 
 
 def _sqlite_on_begin(conn: sa.Connection) -> None:
@@ -47,10 +57,41 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+class WriteLock:
+    """One writer at a time, across the threads and processes of one server.
+
+    SQLite itself allows one writer, but a writer that finds the database busy
+    polls with sleeps of up to 100 ms. Waiting on a lock instead hands over
+    the moment the last writer commits: a thread lock within the process and,
+    when worker processes share the database, a file lock between them.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        if self._path is not None:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+
 class Database:
     """Owns the SQLAlchemy engine; hands out read and write transactions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lock_file: Path | None = None) -> None:
         self.url = url
         kwargs: dict[str, Any] = {}
         is_sqlite = url.startswith("sqlite")
@@ -61,13 +102,25 @@ class Database:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine = sa.create_engine(url, **kwargs)
+        self.write_engine = self.engine
         if is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_on_connect)
-            event.listen(self.engine, "begin", _sqlite_on_begin)
+            # All writes of the process share one connection (the write lock
+            # makes them take turns): a connection's page cache is dropped
+            # whenever another connection commits, and a warm cache of the
+            # unique indexes is worth more than anything else on this path.
+            self.write_engine = sa.create_engine(
+                url,
+                connect_args={"check_same_thread": False, "timeout": 60},
+                poolclass=StaticPool,
+            )
+            for engine in (self.engine, self.write_engine):
+                event.listen(engine, "connect", _sqlite_on_connect)
+                event.listen(engine, "begin", _sqlite_on_begin)
+            event.listen(self.write_engine, "connect", _sqlite_writer_cache)
         self.dialect: Dialect = dialect_for(self.engine.dialect.name)
-        self.write_lock: threading.Lock | nullcontext[None] = (
-            threading.Lock() if is_sqlite else nullcontext()
-        )
+        self.write_lock: AbstractContextManager[Any] = nullcontext()
+        if is_sqlite:
+            self.write_lock = WriteLock(lock_file)
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -79,13 +132,14 @@ class Database:
         # SQLite has one writer at a time. Queueing writers of this process on
         # a lock wakes the next one the moment the last commits; left to
         # SQLite's busy handler, they would poll with sleeps of up to 100 ms.
-        with self.write_lock, self.engine.connect() as conn:
+        with self.write_lock, self.write_engine.connect() as conn:
             conn = conn.execution_options(lorry_write=True)
             with conn.begin():
                 yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.write_engine.dispose()
 
 
 class Checkpointer:

@@ -117,9 +117,10 @@ async def _stage_ndjson(request: Request, runtime: Runtime, stager: Stager) -> N
                 "body_too_large",
                 f"the body is larger than {runtime.settings.max_body_bytes} bytes",
             )
-        for line in lines.feed(part):
-            if line.strip():
-                stager.add(line)
+        fed = lines.feed(part)
+        if not all(map(bytes.strip, fed)):  # blank lines hold no item; skip them
+            fed = [line for line in fed if line.strip()]
+        stager.add_many(fed)
         if stager.wants_flush:
             await run_in_threadpool(stager.flush)
     for line in lines.end():
@@ -157,8 +158,9 @@ async def _accept(
         if streamed:
             await _stage_ndjson(request, runtime, stager)
         else:
-            for entry in entries:
-                stager.add(bytes(entry))
+            step = 8 * stager.chunk_size
+            for start in range(0, len(entries), step):
+                stager.add_many([bytes(e) for e in entries[start : start + step]])
                 if stager.wants_flush:
                     await run_in_threadpool(stager.flush)
         job_id = await run_in_threadpool(stager.finish)
