@@ -27,7 +27,7 @@ class Settings:
     database_url: str | None = None
     admin_token: str | None = None
     #: Workers of the embedded engine.
-    workers: int = 2
+    workers: int = 1
     #: "process" (the default of lorry serve) or "thread".
     worker_mode: str = "process"
     #: Items per chunk when a job does not say.
@@ -65,7 +65,7 @@ class Settings:
             "data_dir": Path(os.environ.get("LORRY_DATA_DIR", "lorry-data")),
             "database_url": os.environ.get("LORRY_DATABASE_URL") or None,
             "admin_token": os.environ.get("LORRY_ADMIN_TOKEN") or None,
-            "workers": _env_int("LORRY_WORKERS", 2),
+            "workers": _env_int("LORRY_WORKERS", 1),
             "worker_mode": os.environ.get("LORRY_WORKER_MODE", "process"),
             "chunk_size": _env_int("LORRY_CHUNK_SIZE", 1000),
             "txn_items": _env_int("LORRY_TXN_ITEMS", 50_000),

@@ -1,4 +1,4 @@
-"""``lorry serve``: the API and the embedded workers in one process."""
+"""``lorry serve``: the API, with the embedded job workers beside it."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def serve(
     ] = Path("lorry-data"),
     workers: Annotated[
         int,
-        typer.Option(envvar="LORRY_WORKERS", help="Embedded worker threads (0: none)."),
-    ] = 2,
+        typer.Option(envvar="LORRY_WORKERS", help="Embedded workers (0: none)."),
+    ] = 1,
     worker_mode: Annotated[
         str,
         typer.Option(

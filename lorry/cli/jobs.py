@@ -1,0 +1,104 @@
+"""``lorry jobs``: list, show and wait for background jobs."""
+
+from typing import Annotated
+
+import typer
+
+from lorry.cli.common import (
+    DEFAULT_URL,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    VerboseOption,
+    client_session,
+    err,
+    exit_code_for,
+    print_json,
+    print_table,
+)
+from lorry.cli.display import (
+    job_table,
+    new_progress,
+    print_job,
+    print_summary,
+    wait_with_progress,
+)
+
+__all__ = ["jobs_app"]
+
+jobs_app = typer.Typer(help="List, show and wait for jobs.", no_args_is_help=True)
+
+JobIdArgument = Annotated[str, typer.Argument(help="The job's id.")]
+
+
+@jobs_app.command("list")
+def list_jobs(
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only jobs in this status (comma-separated)."),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="Only jobs of this kind (comma-separated)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="How many jobs to show.")
+    ] = 30,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """List jobs, newest first."""
+    filters = {"status": status, "kind": kind}
+    with client_session(url, token, verbose) as client:
+        jobs = client.jobs.list(filter=filters, page={"limit": limit})
+    if as_json:
+        print_json(list(jobs))
+        return
+    print_table(job_table(jobs))
+    if jobs.total_count is not None and jobs.total_count > len(jobs):
+        err.print(f"{len(jobs)} of {jobs.total_count:,} jobs; see more with --limit")
+
+
+@jobs_app.command("show")
+def show(
+    job_id: JobIdArgument,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Show a job: status, progress, counts and its first errors."""
+    with client_session(url, token, verbose) as client:
+        job = client.jobs.find(job_id)
+    if as_json:
+        print_json(job)
+    else:
+        print_job(job)
+
+
+@jobs_app.command("wait")
+def wait(
+    job_id: JobIdArgument,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0, help="Give up after this many seconds."),
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Wait for a job to finish, showing its progress.
+
+    Exits 0 when it completed, 3 when it completed with errors, 1 otherwise.
+    """
+    with client_session(url, token, verbose) as client:
+        job = client.jobs.find(job_id)
+        with new_progress() as progress:
+            job = wait_with_progress(client, job, progress, timeout)
+    print_summary(job)
+    if as_json:
+        print_json(job)
+    raise typer.Exit(exit_code_for(job))

@@ -1,0 +1,66 @@
+"""The Python client of the Lorry HTTP API, sync (``Client``) and async
+(``AsyncClient``). It depends on nothing of the server."""
+
+from lorry.client._async_client import AsyncClient
+from lorry.client._client import Client
+from lorry.client._errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequest,
+    Conflict,
+    ErrorObject,
+    ErrorSource,
+    InvalidResponse,
+    JobWaitTimeout,
+    LorryError,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    TransportError,
+    UnprocessableEntity,
+)
+from lorry.client._models import (
+    FINAL_STATUSES,
+    ItemType,
+    ItemTypeAttributes,
+    Job,
+    JobAttributes,
+    JobDetails,
+    JobError,
+    JobItemError,
+    JobResult,
+    Page,
+)
+
+__all__ = [
+    "FINAL_STATUSES",
+    "ApiError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequest",
+    "Client",
+    "Conflict",
+    "ErrorObject",
+    "ErrorSource",
+    "InvalidResponse",
+    "ItemType",
+    "ItemTypeAttributes",
+    "Job",
+    "JobAttributes",
+    "JobDetails",
+    "JobError",
+    "JobItemError",
+    "JobResult",
+    "JobWaitTimeout",
+    "LorryError",
+    "NotFound",
+    "Page",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "RateLimited",
+    "ServerError",
+    "TransportError",
+    "UnprocessableEntity",
+]

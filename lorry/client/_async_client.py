@@ -1,0 +1,322 @@
+"""The asynchronous client, twin of ``_client.py``: keep the two in step."""
+
+import asyncio
+import time
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from lorry.client import _calls as calls
+from lorry.client import _wire as wire
+from lorry.client._calls import Item
+from lorry.client._models import ItemType, Job, JobItemError, Page
+from lorry.client._wire import Call, ProgressCallback, UploadCallback
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+async def _async_chunks(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+class AsyncClient:
+    """An asyncio client of the Lorry HTTP API; it mirrors ``Client``.
+
+    ``base_url`` defaults to ``$LORRY_URL`` (else ``http://127.0.0.1:8000``)
+    and ``token`` to ``$LORRY_TOKEN``. ``transport`` replaces httpx's network
+    transport, e.g. with an ``httpx.MockTransport`` in tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = wire.base_url(base_url)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=wire.base_headers(token),
+            timeout=timeout,
+            transport=transport,
+        )
+        self.item_types = AsyncItemTypes(self)
+        self.items = AsyncItems(self)
+        self.jobs = AsyncJobs(self)
+
+    async def aclose(self) -> None:
+        """Close the connections the client holds."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _send(self, call: Call[T]) -> T:
+        content: bytes | AsyncIterable[bytes] | None = call.body
+        if call.stream is not None:
+            # httpx's async client only streams async iterables.
+            stream = call.stream
+            content = (
+                stream if isinstance(stream, AsyncIterable) else _async_chunks(stream)
+            )
+        started = time.monotonic()
+        try:
+            response = await self._http.request(
+                call.method,
+                call.path,
+                params=tuple(call.params),
+                content=content,
+                headers=call.headers,
+            )
+        except httpx.TransportError as exc:
+            raise wire.transport_error(self.base_url, exc) from exc
+        return wire.finish(call, response, started)
+
+
+async def _paginate(fetch: Callable[[int], Awaitable[Page[T]]]) -> AsyncIterator[T]:
+    offset = 0
+    while True:
+        page = await fetch(offset)
+        for entry in page:
+            yield entry
+        # A next offset that does not move forward would loop for ever.
+        if page.next_offset is None or page.next_offset <= offset:
+            return
+        offset = page.next_offset
+
+
+class AsyncItemTypes:
+    """Item types (models) and their fields."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(
+        self, *, api_key: str, name: str, fields: Sequence[Mapping[str, Any]] = ()
+    ) -> ItemType:
+        """Create an item type with the given field definitions."""
+        return await self._client._send(calls.create_item_type(api_key, name, fields))
+
+    async def find(self, api_key: str) -> ItemType:
+        """Fetch one item type by its ``api_key``; raises ``NotFound``."""
+        return await self._client._send(calls.find_item_type(api_key))
+
+    async def update(
+        self,
+        api_key: str,
+        *,
+        name: str | None = None,
+        fields: Sequence[Mapping[str, Any]] | None = None,
+    ) -> ItemType:
+        """Rename an item type and/or replace its whole list of fields."""
+        call = calls.update_item_type(api_key, name, fields)
+        return await self._client._send(call)
+
+    async def destroy(self, api_key: str) -> None:
+        """Delete an item type; raises ``Conflict`` while it has items."""
+        await self._client._send(calls.destroy_item_type(api_key))
+
+    async def list(self) -> Page[ItemType]:
+        """Fetch every item type."""
+        return await self._client._send(calls.list_item_types())
+
+
+class AsyncItems:
+    """Single items, item lists and bulk jobs on items."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(self, data: Mapping[str, Any]) -> Item:
+        """Create one item from a flat dict holding ``item_type`` and fields."""
+        return await self._client._send(calls.create_item(data))
+
+    async def find(self, item_id: str) -> Item:
+        """Fetch one item by id."""
+        return await self._client._send(calls.find_item(item_id))
+
+    async def update(
+        self, item_id: str, changes: Mapping[str, Any], *, version: int | None = None
+    ) -> Item:
+        """Change the given fields of an item, leaving the others as they are.
+
+        With ``version``, the change applies only if the item is still at that
+        version; otherwise ``Conflict`` (``stale_version``) is raised.
+        """
+        return await self._client._send(calls.update_item(item_id, changes, version))
+
+    async def destroy(self, item_id: str) -> None:
+        """Delete one item."""
+        await self._client._send(calls.destroy_item(item_id))
+
+    def iter(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        order_by: str | Sequence[str] | None = None,
+        page_size: int = 500,
+    ) -> AsyncIterator[Item]:
+        """Iterate over every matching item, fetching one page at a time."""
+
+        async def fetch(offset: int) -> Page[Item]:
+            page = {"limit": page_size, "offset": offset}
+            return await self.list(filter=filter, order_by=order_by, page=page)
+
+        return _paginate(fetch)
+
+    async def bulk_create_job(
+        self,
+        data: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        skip_duplicates: bool = False,
+        link_by: Mapping[str, str] | None = None,
+        chunk_size: int | None = None,
+        on_upload: UploadCallback | None = None,
+    ) -> Job:
+        """Start a job that creates every item of ``data``; returns the job.
+
+        A list of up to 10,000 items goes as one JSON body; anything larger,
+        or any other iterable (async ones too), is streamed as NDJSON and
+        consumed lazily. ``link_by`` maps a link field to a unique field of
+        its target type, whose values the items then give instead of ids.
+        ``on_upload`` is called with the number of bytes sent so far.
+        """
+        call = calls.bulk_create(data, skip_duplicates, link_by, chunk_size, on_upload)
+        return await self._client._send(call)
+
+    async def bulk_update_job(
+        self,
+        data: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        chunk_size: int | None = None,
+        on_upload: UploadCallback | None = None,
+    ) -> Job:
+        """Start a job that applies ``{"id", "attributes", "meta"?}`` changes."""
+        call = calls.bulk_update(data, chunk_size, on_upload)
+        return await self._client._send(call)
+
+    async def bulk_destroy_job(
+        self, items: Iterable[str], *, chunk_size: int | None = None
+    ) -> Job:
+        """Start a job that deletes the items with the given ids."""
+        return await self._client._send(calls.bulk_destroy(items, chunk_size))
+
+    async def export_job(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        format: str = "json",
+        include_relationships: bool = False,
+    ) -> Job:
+        """Start a job that exports the matching items to a downloadable file."""
+        call = calls.export(filter, format, include_relationships)
+        return await self._client._send(call)
+
+    async def list(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        order_by: str | Sequence[str] | None = None,
+        page: Mapping[str, Any] | None = None,
+    ) -> Page[Item]:
+        """Fetch one page of items.
+
+        ``filter`` nests as the query does: ``{"type": "product", "fields":
+        {"price": {"gt": 10}}}``. ``order_by`` is ``"price"`` or ``"-price"``;
+        ``page`` holds ``limit`` and ``offset``.
+        """
+        return await self._client._send(calls.list_items(filter, order_by, page))
+
+
+class AsyncJobs:
+    """Background jobs: their state, their wait, their per-item results."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def find(self, job: str | Job) -> Job:
+        """Fetch the current state of a job."""
+        return await self._client._send(calls.find_job(job))
+
+    async def wait(
+        self,
+        job: str | Job,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = 600.0,
+    ) -> Job:
+        """Poll a job until it has finished, and return it.
+
+        Polls start 50 ms apart and slow down to one a second.
+        ``on_progress(job)`` is called whenever the status or progress
+        changed. After ``timeout`` seconds ``JobWaitTimeout`` is raised,
+        carrying the last state seen; the job itself keeps running.
+        """
+        loop = wire.WaitLoop(
+            job if isinstance(job, Job) else None, on_progress, timeout
+        )
+        while True:
+            current = await self.find(job)
+            delay = loop.observe(current)
+            if delay is None:
+                return current
+            await asyncio.sleep(delay)
+
+    def iter_data(
+        self, job: str | Job, *, page_size: int = 1000
+    ) -> AsyncIterator[Item]:
+        """Iterate over everything the job created or changed."""
+        return self._entries(job, "data", page_size)
+
+    def iter_errors(
+        self, job: str | Job, *, page_size: int = 1000
+    ) -> AsyncIterator[JobItemError]:
+        """Iterate over every per-item error of the job, in input order."""
+        return self._entries(job, "errors", page_size)
+
+    def failed_items(
+        self, job: str | Job, *, page_size: int = 1000
+    ) -> AsyncIterator[Item]:
+        """Iterate over the input of every failed item, ready to resubmit."""
+        return self._entries(job, "failed-items", page_size)
+
+    def _entries(
+        self, job: str | Job, entries: calls.JobEntries, page_size: int
+    ) -> AsyncIterator[Any]:
+        async def fetch(offset: int) -> Page[Any]:
+            call = calls.job_entries(job, entries, offset, page_size)
+            return await self._client._send(call)
+
+        return _paginate(fetch)
+
+    async def list(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        page: Mapping[str, Any] | None = None,
+    ) -> Page[Job]:
+        """Fetch one page of jobs, newest first; filter by status and kind."""
+        return await self._client._send(calls.list_jobs(filter, page))

@@ -1,0 +1,199 @@
+"""Every API operation as a :class:`~lorry.client._wire.Call`, built once for
+both clients, so that the two cannot drift apart."""
+
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import msgspec
+
+from lorry.client import _wire as wire
+from lorry.client._models import ItemType, Job, JobItemError, Page
+from lorry.client._query import Params, encode_order_by, encode_param
+from lorry.client._wire import Call, UploadCallback
+
+__all__ = [
+    "Item",
+    "JobEntries",
+    "bulk_create",
+    "bulk_destroy",
+    "bulk_update",
+    "create_item",
+    "create_item_type",
+    "destroy_item",
+    "destroy_item_type",
+    "export",
+    "find_item",
+    "find_item_type",
+    "find_job",
+    "job_entries",
+    "job_id",
+    "list_item_types",
+    "list_items",
+    "list_jobs",
+    "update_item",
+    "update_item_type",
+]
+
+#: An item is flat: ``id``, ``item_type``, its field values, timestamps, ``meta``.
+Item = dict[str, Any]
+JobEntries = Literal["data", "errors", "failed-items"]
+
+
+def _json(value: Any) -> bytes:
+    return msgspec.json.encode(value)
+
+
+def _item_type_body(attributes: Mapping[str, Any]) -> bytes:
+    return _json({"data": {"type": "item_type", "attributes": dict(attributes)}})
+
+
+def create_item_type(
+    api_key: str, name: str, fields: Sequence[Mapping[str, Any]]
+) -> Call[ItemType]:
+    body = _item_type_body({"api_key": api_key, "name": name, "fields": fields})
+    return Call("POST", "/item-types", wire.one(ItemType), body=body)
+
+
+def list_item_types() -> Call[Page[ItemType]]:
+    return Call("GET", "/item-types", wire.many(ItemType, 0))
+
+
+def find_item_type(api_key: str) -> Call[ItemType]:
+    return Call("GET", wire.path("item-types", api_key), wire.one(ItemType))
+
+
+def update_item_type(
+    api_key: str, name: str | None, fields: Sequence[Mapping[str, Any]] | None
+) -> Call[ItemType]:
+    attributes: dict[str, Any] = {}
+    if name is not None:
+        attributes["name"] = name
+    if fields is not None:
+        attributes["fields"] = fields
+    body = _item_type_body(attributes)
+    return Call(
+        "PATCH", wire.path("item-types", api_key), wire.one(ItemType), body=body
+    )
+
+
+def destroy_item_type(api_key: str) -> Call[None]:
+    return Call("DELETE", wire.path("item-types", api_key), wire.nothing)
+
+
+def create_item(data: Mapping[str, Any]) -> Call[Item]:
+    return Call("POST", "/items", wire.one(Item), body=_json({"data": data}))
+
+
+def find_item(item_id: str) -> Call[Item]:
+    return Call("GET", wire.path("items", item_id), wire.one(Item))
+
+
+def update_item(
+    item_id: str, changes: Mapping[str, Any], version: int | None
+) -> Call[Item]:
+    data = dict(changes)
+    if version is not None:
+        data["meta"] = {**data.get("meta", {}), "version": version}
+    body = _json({"data": data})
+    return Call("PATCH", wire.path("items", item_id), wire.one(Item), body=body)
+
+
+def destroy_item(item_id: str) -> Call[None]:
+    return Call("DELETE", wire.path("items", item_id), wire.nothing)
+
+
+def _page_offset(page: Mapping[str, Any] | None) -> int:
+    return int((page or {}).get("offset") or 0)
+
+
+def list_items(
+    filter: Mapping[str, Any] | None,
+    order_by: str | Sequence[str] | None,
+    page: Mapping[str, Any] | None,
+) -> Call[Page[Item]]:
+    params: Params = [
+        *encode_param("filter", filter),
+        *encode_order_by(order_by),
+        *encode_param("page", page),
+    ]
+    return Call("GET", "/items", wire.many(Item, _page_offset(page)), params=params)
+
+
+def bulk_create(
+    data: Iterable[Any] | AsyncIterable[Any],
+    skip_duplicates: bool,
+    link_by: Mapping[str, str] | None,
+    chunk_size: int | None,
+    on_upload: UploadCallback | None,
+) -> Call[Job]:
+    body_options, query_options = wire.bulk_options(
+        skip_duplicates, link_by, chunk_size
+    )
+    return wire.bulk_call(
+        "/items/bulk-create-jobs",
+        data,
+        body_options=body_options,
+        query_options=query_options,
+        on_upload=on_upload,
+    )
+
+
+def bulk_update(
+    data: Iterable[Any] | AsyncIterable[Any],
+    chunk_size: int | None,
+    on_upload: UploadCallback | None,
+) -> Call[Job]:
+    body_options, query_options = wire.bulk_options(None, None, chunk_size)
+    return wire.bulk_call(
+        "/items/bulk-update-jobs",
+        data,
+        body_options=body_options,
+        query_options=query_options,
+        on_upload=on_upload,
+    )
+
+
+def bulk_destroy(items: Iterable[str], chunk_size: int | None) -> Call[Job]:
+    body: dict[str, Any] = {"items": list(items)}
+    if chunk_size is not None:
+        body["chunk_size"] = chunk_size
+    return Call("POST", "/items/bulk-destroy-jobs", wire.one(Job), body=_json(body))
+
+
+def export(
+    filter: Mapping[str, Any] | None, format: str, include_relationships: bool
+) -> Call[Job]:
+    body = {
+        "filter": filter or {},
+        "format": format,
+        "include_relationships": include_relationships,
+    }
+    return Call("POST", "/items/export-jobs", wire.one(Job), body=_json(body))
+
+
+def find_job(job: str | Job) -> Call[Job]:
+    return Call("GET", wire.path("jobs", job_id(job)), wire.one(Job))
+
+
+def list_jobs(
+    filter: Mapping[str, Any] | None, page: Mapping[str, Any] | None
+) -> Call[Page[Job]]:
+    params = [*encode_param("filter", filter), *encode_param("page", page)]
+    return Call("GET", "/jobs", wire.many(Job, _page_offset(page)), params=params)
+
+
+def job_entries(
+    job: str | Job, entries: JobEntries, offset: int, limit: int
+) -> Call[Page[Any]]:
+    kind: type[Any] = JobItemError if entries == "errors" else Item
+    params = [("page[limit]", str(limit)), ("page[offset]", str(offset))]
+    return Call(
+        "GET",
+        wire.path("jobs", job_id(job), entries),
+        wire.many(kind, offset),
+        params=params,
+    )
+
+
+def job_id(job: str | Job) -> str:
+    return job.id if isinstance(job, Job) else job

@@ -1,0 +1,150 @@
+"""Typed views of the resources the server answers with.
+
+Decoding is lenient on purpose: keys the server adds later are ignored and
+missing optional keys take their defaults, so an older client keeps working
+against a newer server.
+"""
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+__all__ = [
+    "FINAL_STATUSES",
+    "ItemType",
+    "ItemTypeAttributes",
+    "Job",
+    "JobAttributes",
+    "JobDetails",
+    "JobError",
+    "JobItemError",
+    "JobResult",
+    "Page",
+]
+
+T = TypeVar("T")
+
+#: Statuses after which a job never changes again.
+FINAL_STATUSES = frozenset(
+    {"completed", "completed_with_errors", "failed", "cancelled"}
+)
+
+
+class JobDetails(msgspec.Struct, frozen=True, kw_only=True):
+    """Live counters of a job; any of them may be unknown (``None``)."""
+
+    #: ``queued``, ``running`` or ``finished``.
+    phase: str | None = None
+    total: int | None = None
+    processed: int | None = None
+    successful: int | None = None
+    failed: int | None = None
+    skipped: int | None = None
+    chunks_total: int | None = None
+    chunks_done: int | None = None
+    items_per_second: float | None = None
+    eta_seconds: float | None = None
+
+
+class JobItemError(msgspec.Struct, frozen=True, kw_only=True):
+    """Why one input item failed."""
+
+    #: Position of the item in the job's input.
+    index: int | None = None
+    #: The item's id, where the item had one (updates, destroys).
+    id: str | None = None
+    code: str = ""
+    field: str | None = None
+    message: str = ""
+
+
+class JobError(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a job could not run at all."""
+
+    code: str = ""
+    message: str = ""
+    details: Any = None
+
+
+class JobResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of a finished job."""
+
+    processed_items: int = 0
+    successful_items: int = 0
+    failed_items: int = 0
+    skipped_items: int = 0
+    #: The first items created or changed; the rest through ``jobs.iter_data``.
+    data: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    #: The first failures, in input order; all through ``jobs.iter_errors``.
+    errors: list[JobItemError] = msgspec.field(default_factory=list)
+    #: ``failed_items_data[i]`` is the input of the item of ``errors[i]``.
+    failed_items_data: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    truncated: dict[str, bool] = msgspec.field(default_factory=dict)
+    links: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Export jobs only: where to download the file, and until when.
+    url: str | None = None
+    expires_at: str | None = None
+
+
+class JobAttributes(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    status: str
+    #: From 0 to 1; never goes back, and is exactly 1 once the job has ended.
+    progress: float = 0.0
+    details: JobDetails = msgspec.field(default_factory=JobDetails)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    result: JobResult | None = None
+    error: JobError | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    expires_at: str | None = None
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    """A background job, as ``GET /jobs/{id}`` answers it."""
+
+    id: str
+    attributes: JobAttributes
+    type: str = "job"
+    links: dict[str, str] = msgspec.field(default_factory=dict)
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the job has reached a final status and will not change."""
+        return self.attributes.status in FINAL_STATUSES
+
+
+class ItemTypeAttributes(msgspec.Struct, frozen=True, kw_only=True):
+    api_key: str
+    name: str = ""
+    #: Field definitions as the server returns them (``api_key``,
+    #: ``field_type``, ``required``, ``unique``, ``default``, ``validators``).
+    fields: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class ItemType(msgspec.Struct, frozen=True, kw_only=True):
+    """A model: its ``api_key``, name and fields."""
+
+    id: str
+    attributes: ItemTypeAttributes
+    type: str = "item_type"
+
+
+class Page(list[T], Generic[T]):
+    """One page of a list answer: the entries, plus where the list goes on."""
+
+    def __init__(
+        self,
+        entries: list[T],
+        *,
+        total_count: int | None = None,
+        next_offset: int | None = None,
+    ) -> None:
+        super().__init__(entries)
+        #: Entries in the whole list, when the server says.
+        self.total_count = total_count
+        #: The ``page[offset]`` of the next page, or ``None`` on the last page.
+        self.next_offset = next_offset
