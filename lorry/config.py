@@ -75,7 +75,6 @@ class Settings:
         if isinstance(values["data_dir"], str):
             values["data_dir"] = Path(values["data_dir"])
         if values["worker_mode"] not in ("process", "thread"):
-            raise ValueError(
-                f"worker mode must be 'process' or 'thread', got {values['worker_mode']!r}"
-            )
+            mode = values["worker_mode"]
+            raise ValueError(f"worker mode must be 'process' or 'thread', not {mode!r}")
         return cls(**values)  # type: ignore[arg-type]

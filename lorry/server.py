@@ -51,7 +51,7 @@ class Runtime:
 
 def _lock_data_dir(settings: Settings) -> IO[str]:
     path = settings.data_dir / "lorry.lock"
-    handle = open(path, "a+")  # noqa: SIM115 - held for the process's life
+    handle = open(path, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -43,7 +43,7 @@ def current_token(request: Request, runtime: RuntimeDep) -> Token:
 CurrentToken = Annotated[Token, Depends(current_token)]
 
 
-def require(role: str) -> object:
+def require(role: str) -> Any:
     def check(token: CurrentToken) -> Token:
         if _ROLE_RANK[token.role] < _ROLE_RANK[role]:
             raise ApiError.one(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -22,6 +23,6 @@ class JSONResponse(Response):
 
 
 def error_response(
-    exc: ApiError, headers: dict[str, str] | None = None
+    exc: ApiError, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(exc.to_body(), status_code=exc.status, headers=headers)

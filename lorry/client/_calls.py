@@ -21,7 +21,6 @@ __all__ = [
     "create_item_type",
     "destroy_item",
     "destroy_item_type",
-    "export",
     "find_item",
     "find_item_type",
     "find_job",
@@ -158,17 +157,6 @@ def bulk_destroy(items: Iterable[str], chunk_size: int | None) -> Call[Job]:
     if chunk_size is not None:
         body["chunk_size"] = chunk_size
     return Call("POST", "/items/bulk-destroy-jobs", wire.one(Job), body=_json(body))
-
-
-def export(
-    filter: Mapping[str, Any] | None, format: str, include_relationships: bool
-) -> Call[Job]:
-    body = {
-        "filter": filter or {},
-        "format": format,
-        "include_relationships": include_relationships,
-    }
-    return Call("POST", "/items/export-jobs", wire.one(Job), body=_json(body))
 
 
 def find_job(job: str | Job) -> Call[Job]:

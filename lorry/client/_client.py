@@ -211,17 +211,6 @@ class Items:
         """Start a job that deletes the items with the given ids."""
         return self._client._send(calls.bulk_destroy(items, chunk_size))
 
-    def export_job(
-        self,
-        *,
-        filter: Mapping[str, Any] | None = None,
-        format: str = "json",
-        include_relationships: bool = False,
-    ) -> Job:
-        """Start a job that exports the matching items to a downloadable file."""
-        call = calls.export(filter, format, include_relationships)
-        return self._client._send(call)
-
     def list(
         self,
         *,

@@ -86,7 +86,9 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
     inserted = item_store.insert_rows(conn, ctx.dialect, rows)
 
     if inserted == len(rows):
-        outcome.applied = [(c[0], item_id) for c, item_id in zip(candidates, ids)]
+        outcome.applied = [
+            (c[0], item_id) for c, item_id in zip(candidates, ids, strict=True)
+        ]
         return outcome
 
     stored = item_store.existing_ids(conn, ids)

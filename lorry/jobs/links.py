@@ -11,7 +11,7 @@ from lorry.jobs.context import JobContext
 from lorry.schema.validator import ItemFailure, LinkField, Valid
 from lorry.store import items as item_store
 
-__all__ = ["resolve_links"]
+__all__ = ["Candidate", "resolve_links"]
 
 Candidate = tuple[int, Valid, bytes, str | None, frozenset[str] | None]
 
@@ -70,17 +70,17 @@ def resolve_links(
 
     targets = item_store.link_targets(conn, sorted(by_ids)) if by_ids else {}
     resolved: dict[str, dict[Any, str]] = {}
-    for key, values in lookups.items():
+    for key, wanted in lookups.items():
         link = _link_named(candidates, key)
         target_pk = pk_by_key[next(iter(link.target_keys))]
         assert link.by is not None
         resolved[key] = item_store.lookup_by_field(
-            conn, ctx.dialect, target_pk, link.by, sorted(values, key=repr)
+            conn, ctx.dialect, target_pk, link.by, sorted(wanted, key=repr)
         )
 
     ok: list[Candidate] = []
     for cand in candidates:
-        index, valid, raw, _id, given = cand
+        index, valid, _raw, _id, given = cand
         problem = failed.get(index) or _check(valid, given, targets, resolved, ctx)
         if problem is None:
             ok.append(cand)

@@ -11,7 +11,7 @@ from lorry.clock import now_us, to_iso
 from lorry.jobs.model import FINAL_STATUSES, STAGING
 from lorry.store import item_types as type_store
 from lorry.store import items as item_store
-from lorry.store.tables import item_types, job_chunks, job_errors, jobs
+from lorry.store.tables import job_chunks, job_errors, jobs
 
 __all__ = [
     "INLINE_LIMIT",
@@ -91,7 +91,7 @@ def _progress(row: Any) -> float:
         return 1.0
     if not row.total_items:
         return 0.0
-    return min(row.processed_items / row.total_items, 0.9999)
+    return float(min(row.processed_items / row.total_items, 0.9999))
 
 
 def job_resource(

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared
 from lorry.jobs.create import explain_conflict
-from lorry.jobs.links import resolve_links
+from lorry.jobs.links import Candidate, resolve_links
 from lorry.jobs.model import ChunkInput, PreFailed
 from lorry.schema.validator import ItemFailure
 from lorry.store import items as item_store
@@ -81,7 +81,7 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
     outcome = ChunkOutcome(prepared.seq, failures=list(prepared.failures))
     states = item_store.fetch_states(conn, [u[1] for u in prepared.updates])
 
-    candidates = []
+    candidates: list[Candidate] = []
     versions: dict[int, int] = {}
     for index, item_id, attributes, expected, raw in prepared.updates:
         state = states.get(item_id)
@@ -121,11 +121,11 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
         for index, valid, _raw, item_id, _given in candidates
     ]
     broken = set(item_store.update_rows(conn, rows))
-    for pos, (index, valid, raw, item_id, _given) in enumerate(candidates):
+    for pos, (index, valid, raw, cand_id, _given) in enumerate(candidates):
         if pos in broken:
             failure = explain_conflict(conn, ctx, valid)
-            outcome.failures.append((index, item_id, failure, raw))
+            outcome.failures.append((index, cand_id, failure, raw))
         else:
-            assert item_id is not None
-            outcome.applied.append((index, item_id))
+            assert cand_id is not None
+            outcome.applied.append((index, cand_id))
     return outcome

@@ -25,11 +25,11 @@ from lorry.schema.fields import FieldDef, ItemTypeDef
 
 __all__ = [
     "CompiledType",
-    "canonical_datetime",
     "ItemFailure",
     "LinkField",
     "Valid",
     "Validator",
+    "canonical_datetime",
 ]
 
 _UTC = dt.UTC
@@ -279,7 +279,7 @@ def _make_finisher(compiled: CompiledType) -> Callable[[Any], Valid | ItemFailur
         "encode": _encode,
         "stamp": _stamp,
     }
-    exec("\n".join(lines), namespace)  # noqa: S102 - source built above
+    exec("\n".join(lines), namespace)
     finish: Callable[[Any], Valid | ItemFailure] = namespace["finish"]
     return finish
 

@@ -68,7 +68,7 @@ class SQLiteDialect(Dialect):
     def field_expr(self, key: str) -> ColumnElement[Any]:
         # The path is a literal, not a bound parameter, so that the expression
         # is the same as the one in the unique indexes and SQLite uses them.
-        path = sa.literal_column(f"'$.{_checked_key(key)}'")
+        path: ColumnElement[Any] = sa.literal_column(f"'$.{_checked_key(key)}'")
         return sa.func.json_extract(items.c.data, path)
 
     def create_unique_index(self, conn: sa.Connection, type_pk: int, key: str) -> None:

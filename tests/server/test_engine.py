@@ -14,9 +14,9 @@ from alembic.migration import MigrationContext
 from lorry.config import Settings
 from lorry.jobs import create, runner, staging
 from lorry.jobs.model import Claim
+from lorry.store import items as item_store
 from lorry.store.db import Database
 from lorry.store.migrate import upgrade
-from lorry.store import items as item_store
 from lorry.store.tables import items, job_chunks, jobs, metadata
 from tests.conftest import ADMIN_TOKEN, bulk_create, wait_job
 

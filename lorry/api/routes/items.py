@@ -20,7 +20,7 @@ from lorry.server import Runtime
 from lorry.store import item_types as type_store
 from lorry.store import items as item_store
 from lorry.store.filters import compile_filter, compile_order
-from lorry.store.tables import item_types, items
+from lorry.store.tables import items
 
 router = APIRouter(tags=["items"])
 
@@ -57,7 +57,7 @@ def _single(runtime: Runtime, kind: str, raw: bytes) -> ChunkOutcome:
         types = type_store.load_all(conn)
         ctx = JobContext.build(None, kind, {}, runtime.db.dialect, types)
         prepared = module.prepare(ctx, ChunkInput(0, 0, [raw]))
-        outcome = module.apply(conn, ctx, prepared)
+        outcome: ChunkOutcome = module.apply(conn, ctx, prepared)
         if outcome.failures:
             raise _failure_error(outcome.failures[0][2])
     return outcome
