@@ -38,7 +38,10 @@ class Settings:
     txn_items: int = 50_000
     #: A claimed chunk whose worker has not finished it by then is run again.
     lease_seconds: int = 300
+    #: Largest NDJSON (streamed) body of a bulk job.
     max_body_bytes: int = 1 << 30
+    #: Largest JSON body of a bulk job: it is parsed whole, unlike NDJSON.
+    max_json_bytes: int = 256 << 20
     max_item_bytes: int = 1 << 20
     max_items_per_job: int = 10_000_000
     job_retention_days: int = 7

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from lorry.api.deps import require
 from lorry.api.responses import JSONResponse, error_response
 from lorry.api.routes import bulk, health, item_types, items, jobs
 from lorry.errors import ApiError, ErrorItem
@@ -76,6 +78,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # Served below behind a token, like every endpoint but /healthz.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.add_exception_handler(ApiError, _on_api_error)
@@ -84,4 +90,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_exception_handler(Exception, _on_unexpected)
     for module in (health, item_types, items, bulk, jobs):
         app.include_router(module.router)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[require("reader")])
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
     return app

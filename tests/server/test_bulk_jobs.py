@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from tests.conftest import bulk_create, item_type_body, wait_job
+from tests.conftest import ADMIN_TOKEN, bulk_create, item_type_body, wait_job
 
 
 def _product(i: int, **extra: Any) -> dict[str, Any]:
@@ -315,3 +315,37 @@ def test_jobs_list_filters(api: httpx.Client, product_type: Any) -> None:
     bad = api.get("/jobs", params={"filter[status]": "bogus"})
     assert bad.status_code == 400
     assert api.get("/jobs/01AAAAAAAAAAAAAAAAAAAAAAAA").status_code == 404
+
+
+def test_size_limits(make_server: Any) -> None:
+    server = make_server(max_json_bytes=2000, max_body_bytes=5000, max_item_bytes=300)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=server.url, headers=headers) as api:
+        fields = [{"api_key": "text", "field_type": "text"}]
+        assert api.post("/item-types", json=item_type_body("note", fields)).is_success
+        url = "/items/bulk-create-jobs"
+        big = [{"item_type": "note", "text": "x" * 100} for _ in range(30)]
+        response = api.post(url, json={"data": big})
+        assert response.status_code == 413
+        assert "NDJSON" in response.json()["errors"][0]["detail"]
+
+        ndjson = {"Content-Type": "application/x-ndjson"}
+        lines = [msgspec.json.encode(item) for item in big * 3]
+        response = api.post(url, content=b"\n".join(lines), headers=ndjson)
+        assert response.status_code == 413
+
+        small = [msgspec.json.encode({"item_type": "note", "text": "ok"})] * 2
+        huge = msgspec.json.encode({"item_type": "note", "text": "y" * 400})
+        body = b"\n".join([small[0], huge, small[1]])
+        response = api.post(url, content=body, headers=ndjson)
+        assert response.status_code == 202
+        job = wait_job(api, response.json()["data"]["id"])
+        result = job["attributes"]["result"]
+        assert result["successful_items"] == 2
+        assert [(e["index"], e["code"]) for e in result["errors"]] == [
+            (1, "item_too_large")
+        ]
+        # Refused bodies left no job behind; only the accepted one exists.
+        assert api.get("/jobs").json()["meta"]["total_count"] == 1
+        assert api.get("/openapi.json").status_code == 200
+    assert httpx.get(f"{server.url}/openapi.json").status_code == 401

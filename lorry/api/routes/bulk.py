@@ -28,8 +28,6 @@ router = APIRouter(tags=["bulk jobs"])
 log = logging.getLogger(__name__)
 
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl"}
-#: JSON bodies are parsed whole; bigger jobs must stream NDJSON.
-MAX_JSON_BODY = 256 << 20
 _LIST_KEY = {"bulk_create": "data", "bulk_update": "data", "bulk_destroy": "items"}
 
 
@@ -37,16 +35,16 @@ def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _read_json(request: Request) -> bytes:
+async def _read_json(request: Request, limit: int) -> bytes:
     parts: list[bytes] = []
     size = 0
     async for part in request.stream():
         size += len(part)
-        if size > MAX_JSON_BODY:
+        if size > limit:
             raise ApiError.one(
                 413,
                 "body_too_large",
-                f"a JSON body holds at most {MAX_JSON_BODY} bytes; send larger "
+                f"a JSON body holds at most {limit} bytes; send larger "
                 "jobs as NDJSON (Content-Type: application/x-ndjson)",
             )
         parts.append(part)
@@ -144,7 +142,8 @@ async def _accept(
         entries: list[msgspec.Raw] = []
         prefix = ""
     else:
-        raw_options, entries = _split_json(await _read_json(request), kind)
+        body = await _read_json(request, runtime.settings.max_json_bytes)
+        raw_options, entries = _split_json(body, kind)
         prefix = ""
 
     def open_stager() -> Stager:

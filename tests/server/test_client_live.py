@@ -1,0 +1,102 @@
+"""The Python client against a real server on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lorry import AsyncClient, Client
+from lorry.client import JobWaitTimeout, NotFound, UnprocessableEntity
+from tests.conftest import ADMIN_TOKEN, PRODUCT_FIELDS
+
+
+@pytest.fixture
+def client(server: Any) -> Iterator[Client]:
+    with Client(server.url, token=ADMIN_TOKEN) as c:
+        c.item_types.create(api_key="product", name="Product", fields=PRODUCT_FIELDS)
+        yield c
+
+
+def _items(n: int, start: int = 0) -> Iterator[dict[str, Any]]:
+    for i in range(start, start + n):
+        yield {"item_type": "product", "name": f"P{i}", "sku": f"S{i}", "stock": i}
+
+
+def test_streamed_job_with_progress_and_results(client: Client) -> None:
+    seen: list[float] = []
+    job = client.items.bulk_create_job(data=_items(12_000), chunk_size=500)
+    assert job.attributes.status in ("queued", "in_progress", "completed")
+    done = client.jobs.wait(
+        job.id, on_progress=lambda j: seen.append(j.attributes.progress), timeout=60
+    )
+    assert done.attributes.status == "completed"
+    assert done.attributes.result is not None
+    assert done.attributes.result.processed_items == 12_000
+    assert seen == sorted(seen) and seen[-1] == 1
+    assert sum(1 for _ in client.jobs.iter_data(done.id)) == 12_000
+    assert client.items.list(filter={"type": "product"}, page={"limit": 1}).total_count
+    skus = [i["sku"] for i in client.items.iter(filter={"type": "product"})]
+    assert len(skus) == len(set(skus)) == 12_000
+
+
+def test_errors_and_filters(client: Client) -> None:
+    items = [*list(_items(5)), {"item_type": "product", "name": "x"}]
+    job = client.jobs.wait(client.items.bulk_create_job(data=items).id, timeout=60)
+    result = job.attributes.result
+    assert result is not None
+    assert job.attributes.status == "completed_with_errors"
+    assert [(e.index, e.code, e.field) for e in result.errors] == [
+        (5, "required", "sku")
+    ]
+    assert result.failed_items_data == [{"item_type": "product", "name": "x"}]
+
+    page = client.items.list(
+        filter={"type": "product", "fields": {"stock": {"in": [1, 3]}}},
+        order_by="-stock",
+    )
+    assert [i["sku"] for i in page] == ["S3", "S1"]
+    with pytest.raises(NotFound):
+        client.items.find("01AAAAAAAAAAAAAAAAAAAAAAAA")
+    with pytest.raises(UnprocessableEntity) as info:
+        client.items.create({"item_type": "product", "name": "no sku"})
+    assert info.value.errors[0].code == "required"
+
+    ids = [i["id"] for i in client.items.iter(filter={"type": "product"})]
+    updated = client.jobs.wait(
+        client.items.bulk_update_job(
+            data=[{"id": ids[0], "attributes": {"stock": 99}}]
+        ).id
+    )
+    assert updated.attributes.status == "completed"
+    assert client.items.find(ids[0])["stock"] == 99
+    gone = client.jobs.wait(client.items.bulk_destroy_job(items=ids[1:]).id)
+    assert gone.attributes.result is not None
+    assert gone.attributes.result.successful_items == 4
+
+
+def test_wait_times_out_without_cancelling(make_server: Any) -> None:
+    idle = make_server(workers=0)  # nobody runs the job
+    with Client(idle.url, token=ADMIN_TOKEN) as c:
+        c.item_types.create(api_key="product", name="Product", fields=PRODUCT_FIELDS)
+        job = c.items.bulk_create_job(data=list(_items(3)))
+        with pytest.raises(JobWaitTimeout) as info:
+            c.jobs.wait(job.id, timeout=0.3)
+        assert info.value.job.attributes.status == "queued"
+        assert c.jobs.find(job.id).attributes.status == "queued"
+
+
+def test_async_client(server: Any) -> None:
+    async def scenario() -> tuple[str, int]:
+        async with AsyncClient(server.url, token=ADMIN_TOKEN) as c:
+            await c.item_types.create(
+                api_key="product", name="Product", fields=PRODUCT_FIELDS
+            )
+            job = await c.items.bulk_create_job(data=list(_items(50)))
+            done = await c.jobs.wait(job.id, timeout=60)
+            page = await c.items.list(filter={"type": "product"})
+            return done.attributes.status, page.total_count or 0
+
+    assert asyncio.run(scenario()) == ("completed", 50)
