@@ -18,26 +18,12 @@ from lorry.cli.common import (
     print_json,
     print_table,
 )
+from lorry.schema.fields import FIELD_TYPES
 
-__all__ = ["FIELD_TYPES", "parse_field_spec", "types_app"]
+__all__ = ["parse_field_spec", "types_app"]
 
 types_app = typer.Typer(help="Create and list item types.", no_args_is_help=True)
 
-FIELD_TYPES = frozenset(
-    {
-        "string",
-        "text",
-        "integer",
-        "float",
-        "boolean",
-        "date",
-        "datetime",
-        "json",
-        "enum",
-        "link",
-        "links",
-    }
-)
 _FLAGS = frozenset({"required", "unique"})
 
 
