@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import msgspec
 import sqlalchemy as sa
 
 from lorry.ids import new_ids
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared
-from lorry.jobs.links import resolve_links
+from lorry.jobs.links import Candidate, resolve_links
 from lorry.jobs.model import ChunkInput, PreFailed
 from lorry.schema.validator import ItemFailure, Valid
 from lorry.store import items as item_store
@@ -61,15 +63,23 @@ def _attr_of(valid: Valid, key: str) -> str:
     return struct.__struct_fields__[names.index(key)]
 
 
+def _row_keys(conn: sa.Connection, candidates: list[Candidate]) -> list[int]:
+    counts = Counter(c[1].compiled.type_def.pk for c in candidates)
+    free = {pk: iter(item_store.next_keys(conn, pk, n)) for pk, n in counts.items()}
+    return [next(free[c[1].compiled.type_def.pk]) for c in candidates]
+
+
 def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutcome:
     outcome = ChunkOutcome(prepared.seq, failures=list(prepared.failures))
     candidates, link_failures = resolve_links(conn, ctx, prepared.valids)
     outcome.failures.extend(link_failures)
 
     ids = new_ids(len(candidates))
+    keys = _row_keys(conn, candidates)
     now, job_id = ctx.now, ctx.job_id
     rows: list[ItemRow] = [
         (
+            key,
             item_id,
             valid.compiled.type_def.pk,
             valid.data or _encode(valid.obj).decode(),
@@ -79,8 +89,8 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
             job_id,
             None,
         )
-        for item_id, (_index, valid, _raw, _id, _given) in zip(
-            ids, candidates, strict=True
+        for key, item_id, (_index, valid, _raw, _id, _given) in zip(
+            keys, ids, candidates, strict=True
         )
     ]
     inserted = item_store.insert_rows(conn, ctx.dialect, rows)

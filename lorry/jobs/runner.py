@@ -9,6 +9,7 @@ chunk that is done is never applied again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -163,29 +164,40 @@ def _span(seqs: tuple[int, ...]) -> str:
 
 def _run(db: Database, settings: Settings, claim_: Claim) -> Claim | None:
     prepare, apply = _KINDS[claim_.kind]
+    started = time.perf_counter()
     chunks, ctx = _load(db, claim_)
     # Parsing and validating need no lock: done before the write transaction,
     # they overlap with another worker's writes.
     prepared = [prepare(ctx, chunk) for chunk in chunks]
 
+    prepared_at = time.perf_counter()
     with db.write() as conn:
+        locked_at = time.perf_counter()
         ctx.now = now_us()
         outcomes = [apply(conn, ctx, p) for p in prepared]
         _record(conn, ctx, claim_, outcomes, settings)
         following = _claim_in(conn, settings, claim_.owner)
+    committed_at = time.perf_counter()
 
     applied = sum(len(o.applied) for o in outcomes)
     failed = sum(len(o.failures) for o in outcomes)
     log.info(
-        "job %s chunks %s done: %d applied, %d failed",
+        "job %s chunks %s done: %d applied, %d failed; prepare %.3f s, "
+        "lock wait %.3f s, write %.3f s",
         claim_.job_id,
         _span(claim_.seqs),
         applied,
         failed,
+        prepared_at - started,
+        locked_at - prepared_at,
+        committed_at - locked_at,
         extra={
             "action": "chunk_done",
             "job_id": claim_.job_id,
             "chunks": list(claim_.seqs),
+            "prepare_seconds": prepared_at - started,
+            "lock_wait_seconds": locked_at - prepared_at,
+            "write_seconds": committed_at - locked_at,
         },
     )
     return following

@@ -20,15 +20,16 @@ from lorry.store.tables import items
 
 __all__ = ["Dialect", "ItemRow", "SQLiteDialect", "dialect_for"]
 
-#: id, item_type_pk, data, version, created_at, updated_at, created_by_job,
-#: updated_by_job
-ItemRow = tuple[str, int, str, int, int, int, str | None, str | None]
+#: pk, id, item_type_pk, data, version, created_at, updated_at,
+#: created_by_job, updated_by_job
+ItemRow = tuple[int, str, int, str, int, int, int, str | None, str | None]
 
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 _INSERT_ITEMS = (
-    "INSERT INTO items (id, item_type_pk, data, version, created_at, updated_at,"
-    " created_by_job, updated_by_job) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO items (pk, id, item_type_pk, data, version, created_at,"
+    " updated_at, created_by_job, updated_by_job)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO NOTHING"
 )
 

@@ -189,6 +189,7 @@ def compile_order(
                 parameter="order_by",
             )
         clauses.append(col.desc() if desc else col.asc())
-    # Ids are time-sortable, so they make a stable tie-break in creation order.
-    clauses.append(items.c.id.asc())
+    # Row keys follow creation order within a type: a stable tie-break that
+    # the table's own order serves without sorting.
+    clauses.append(items.c.pk.asc())
     return clauses

@@ -11,6 +11,7 @@ from lorry.clock import now_us
 from lorry.errors import ApiError
 from lorry.ids import new_id
 from lorry.schema.fields import FieldDef, ItemTypeDef
+from lorry.store import items as item_store
 from lorry.store.dialect import Dialect
 from lorry.store.tables import item_types, items
 
@@ -163,7 +164,7 @@ def count_items(conn: sa.Connection, type_pk: int) -> int:
         conn.execute(
             sa.select(sa.func.count())
             .select_from(items)
-            .where(items.c.item_type_pk == type_pk)
+            .where(item_store.of_types([type_pk]))
         ).scalar_one()
     )
 

@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from lorry.clock import to_iso
 from lorry.store.dialect import Dialect, ItemRow
-from lorry.store.tables import items
+from lorry.store.tables import TYPE_SHIFT, items
 
 __all__ = [
     "ItemState",
@@ -22,7 +22,10 @@ __all__ = [
     "link_targets",
     "list_rows",
     "lookup_by_field",
+    "next_keys",
+    "of_types",
     "render",
+    "type_range",
     "update_rows",
 ]
 
@@ -192,3 +195,30 @@ def update_rows(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> list[int
 def delete_ids(conn: sa.Connection, ids: Sequence[str]) -> None:
     for batch in _batches(ids):
         conn.execute(sa.delete(items).where(items.c.id.in_(batch)))
+
+
+def type_range(type_pk: int) -> tuple[int, int]:
+    """The row keys of one item type: [low, high)."""
+    return int(type_pk) << TYPE_SHIFT, (int(type_pk) + 1) << TYPE_SHIFT
+
+
+def of_types(type_pks: Sequence[int]) -> ColumnElement[bool]:
+    """Items of these types, as range scans over the row keys."""
+    ranges = [items.c.pk.between(lo, hi - 1) for lo, hi in map(type_range, type_pks)]
+    return ranges[0] if len(ranges) == 1 else sa.or_(*ranges)
+
+
+def next_keys(conn: sa.Connection, type_pk: int, count: int) -> range:
+    """Reserve ``count`` row keys for new items of a type, after the last one.
+
+    Runs inside the write transaction that inserts them, so no other writer
+    can take the same keys.
+    """
+    lo, hi = type_range(type_pk)
+    last = conn.execute(
+        sa.select(sa.func.max(items.c.pk)).where(items.c.pk >= lo, items.c.pk < hi)
+    ).scalar()
+    start = lo if last is None else int(last) + 1
+    if start + count > hi:
+        raise OverflowError(f"item type {type_pk} has no row keys left")
+    return range(start, start + count)

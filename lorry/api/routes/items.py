@@ -145,7 +145,7 @@ def list_items(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
                     f"filter[type]: no item type {missing[0]!r}",
                     parameter="filter[type]",
                 )
-            where.append(items.c.item_type_pk.in_([types[k].pk for k in keys]))
+            where.append(item_store.of_types([types[k].pk for k in keys]))
             if len(keys) == 1:
                 type_def = types[keys[0]]
         if "ids" in filters:

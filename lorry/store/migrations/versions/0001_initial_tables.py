@@ -71,6 +71,12 @@ def upgrade() -> None:
 
     op.create_table(
         "items",
+        sa.Column(
+            "pk",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("item_type_pk", sa.Integer(), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
@@ -84,11 +90,9 @@ def upgrade() -> None:
             ["item_types.pk"],
             name=op.f("fk_items_item_type_pk_item_types"),
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_items")),
+        sa.PrimaryKeyConstraint("pk", name=op.f("pk_items")),
+        sa.UniqueConstraint("id", name=op.f("uq_items_id")),
     )
-    with op.batch_alter_table("items", schema=None) as batch_op:
-        batch_op.create_index("ix_items_type_id", ["item_type_pk", "id"], unique=False)
-
     op.create_table(
         "job_chunks",
         sa.Column("job_id", sa.String(length=26), nullable=False),
@@ -144,9 +148,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_job_chunks_status")
 
     op.drop_table("job_chunks")
-    with op.batch_alter_table("items", schema=None) as batch_op:
-        batch_op.drop_index("ix_items_type_id")
-
     op.drop_table("items")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_status_created")
