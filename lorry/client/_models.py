@@ -77,8 +77,10 @@ class JobResult(msgspec.Struct, frozen=True, kw_only=True):
     data: list[dict[str, Any]] = msgspec.field(default_factory=list)
     #: The first failures, in input order; all through ``jobs.iter_errors``.
     errors: list[JobItemError] = msgspec.field(default_factory=list)
-    #: ``failed_items_data[i]`` is the input of the item of ``errors[i]``.
-    failed_items_data: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    #: ``failed_items_data[i]`` is the input of the item of ``errors[i]``:
+    #: usually an object, but whatever was sent (a destroy job's id string,
+    #: a line that was not JSON, as text).
+    failed_items_data: list[Any] = msgspec.field(default_factory=list)
     truncated: dict[str, bool] = msgspec.field(default_factory=dict)
     links: dict[str, str] = msgspec.field(default_factory=dict)
     #: Export jobs only: where to download the file, and until when.

@@ -27,7 +27,7 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
     for entry in chunk.entries:
         if isinstance(entry, PreFailed):
             failure = ItemFailure(entry.code, entry.message)
-            prepared.failures.append((index, None, failure, entry.raw))
+            prepared.failures.append((index, entry.item_id, failure, entry.raw))
         else:
             result = validate(entry)
             if isinstance(result, Valid):
@@ -48,7 +48,8 @@ def explain_conflict(conn: sa.Connection, ctx: JobContext, valid: Valid) -> Item
             conn, ctx.dialect, valid.compiled.type_def.pk, key, value
         )
         if holder is not None:
-            where = " earlier in this job" if holder[1] == ctx.job_id else ""
+            same_job = ctx.job_id is not None and holder[1] == ctx.job_id
+            where = " earlier in this job" if same_job else ""
             return ItemFailure(
                 "not_unique",
                 f"{key} {value!r} is already used by item {holder[0]}{where}",

@@ -47,6 +47,7 @@ class PreFailed(msgspec.Struct, array_like=True, frozen=True):
     code: str
     message: str
     raw: bytes
+    item_id: str | None = None
 
 
 Entry = bytes | PreFailed

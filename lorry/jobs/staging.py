@@ -133,7 +133,10 @@ class Stager:
             return raw
         if item_id in self._seen:
             return PreFailed(
-                "duplicate_id", f"item {item_id} appears earlier in this job", raw
+                "duplicate_id",
+                f"item {item_id} appears earlier in this job",
+                raw,
+                item_id,
             )
         self._seen.add(item_id)
         return raw

@@ -35,7 +35,7 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
     for entry in chunk.entries:
         if isinstance(entry, PreFailed):
             failure = ItemFailure(entry.code, entry.message)
-            prepared.failures.append((index, None, failure, entry.raw))
+            prepared.failures.append((index, entry.item_id, failure, entry.raw))
             index += 1
             continue
         try:

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from lorry.store.tables import items
+from lorry.store.tables import TYPE_SHIFT, items
 
 __all__ = ["Dialect", "ItemRow", "SQLiteDialect", "dialect_for"]
 
@@ -48,15 +48,32 @@ class Dialect:
     def field_expr(self, key: str) -> ColumnElement[Any]:
         raise NotImplementedError
 
-    def unique_index_name(self, type_pk: int, key: str) -> str:
-        return f"ux_items_{int(type_pk)}_{_checked_key(key)}"
+    def index_name(self, type_pk: int, key: str, unique: bool) -> str:
+        prefix = "ux" if unique else "ix"
+        return f"{prefix}_items_{int(type_pk)}_{_checked_key(key)}"
 
-    def create_unique_index(self, conn: sa.Connection, type_pk: int, key: str) -> None:
+    def create_field_index(
+        self, conn: sa.Connection, type_pk: int, key: str, unique: bool
+    ) -> None:
+        """Index one field of one item type (unique fields, and link fields)."""
         raise NotImplementedError
 
-    def drop_unique_index(self, conn: sa.Connection, type_pk: int, key: str) -> None:
-        name = self.unique_index_name(type_pk, key)
+    def drop_field_index(
+        self, conn: sa.Connection, type_pk: int, key: str, unique: bool
+    ) -> None:
+        name = self.index_name(type_pk, key, unique)
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+
+    def referrers(
+        self,
+        conn: sa.Connection,
+        type_pk: int,
+        key: str,
+        many: bool,
+        targets: Sequence[str],
+    ) -> list[tuple[str, str]]:
+        """(target id, referring item id) for items whose link field names one."""
+        raise NotImplementedError
 
     def insert_items(self, conn: sa.Connection, rows: Sequence[ItemRow]) -> int:
         """Insert rows, skipping those that break a unique index; return count."""
@@ -72,13 +89,46 @@ class SQLiteDialect(Dialect):
         path: ColumnElement[Any] = sa.literal_column(f"'$.{_checked_key(key)}'")
         return sa.func.json_extract(items.c.data, path)
 
-    def create_unique_index(self, conn: sa.Connection, type_pk: int, key: str) -> None:
-        name = self.unique_index_name(type_pk, key)
+    def create_field_index(
+        self, conn: sa.Connection, type_pk: int, key: str, unique: bool
+    ) -> None:
+        name = self.index_name(type_pk, key, unique)
+        kind = "UNIQUE INDEX" if unique else "INDEX"
         conn.exec_driver_sql(
-            f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON items "
+            f"CREATE {kind} IF NOT EXISTS {name} ON items "
             f"(json_extract(data, '$.{_checked_key(key)}')) "
             f"WHERE item_type_pk = {int(type_pk)}"
         )
+
+    def referrers(
+        self,
+        conn: sa.Connection,
+        type_pk: int,
+        key: str,
+        many: bool,
+        targets: Sequence[str],
+    ) -> list[tuple[str, str]]:
+        path = f"'$.{_checked_key(key)}'"
+        if many:
+            # A list of links has no index: this scans the type's items.
+            lo, hi = int(type_pk) << TYPE_SHIFT, (int(type_pk) + 1) << TYPE_SHIFT
+            template = (
+                "SELECT je.value, items.id FROM items, json_each(items.data, "
+                f"{path}) AS je WHERE items.pk >= {lo} AND items.pk < {hi} "
+                "AND je.value IN ({marks})"
+            )
+        else:
+            template = (
+                f"SELECT json_extract(data, {path}), id FROM items "
+                f"WHERE item_type_pk = {int(type_pk)} "
+                f"AND json_extract(data, {path}) IN ({{marks}})"
+            )
+        found: list[tuple[str, str]] = []
+        for start in range(0, len(targets), 5000):
+            batch = tuple(targets[start : start + 5000])
+            query = template.format(marks=", ".join("?" * len(batch)))
+            found.extend((r[0], r[1]) for r in conn.exec_driver_sql(query, batch))
+        return found
 
     def insert_items(self, conn: sa.Connection, rows: Sequence[ItemRow]) -> int:
         raw = conn.connection.driver_connection

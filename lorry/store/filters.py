@@ -29,6 +29,7 @@ OPERATORS = frozenset(
 _SYSTEM = {"id": "string", "created_at": "timestamp", "updated_at": "timestamp"}
 _ORDERABLE = {"string", "text", "integer", "float", "boolean", "date", "datetime"}
 _ORDERABLE |= {"enum", "link", "timestamp"}
+_TEXT_TYPES = frozenset({"string", "text", "enum", "link"})
 
 
 def _param(path: str) -> str:
@@ -120,6 +121,13 @@ def _condition(
         flag = _coerce(value, "boolean", where)
         return col.is_not(None) if flag else col.is_(None)
     if op == "matches":
+        if field_type not in _TEXT_TYPES:
+            raise ApiError.one(
+                400,
+                "invalid_filter",
+                f"{where}: matches works on text fields, not on a {field_type} field",
+                parameter=where,
+            )
         pattern = str(value)
         try:
             re.compile(pattern)

@@ -65,12 +65,43 @@ def _check_link_targets(conn: sa.Connection, fields: list[FieldDef], own: str) -
                 )
 
 
+def _indexed(fields: list[FieldDef]) -> set[tuple[str, bool]]:
+    """(field, unique) of each index a type's fields need.
+
+    Unique fields get unique indexes. Single links get plain ones, because
+    destroying an item asks which items link to it; a unique index serves
+    that too.
+    """
+    out = {(f.api_key, True) for f in fields if f.unique}
+    out |= {
+        (f.api_key, False) for f in fields if f.field_type == "link" and not f.unique
+    }
+    return out
+
+
+def _sync_indexes(
+    conn: sa.Connection,
+    dialect: Dialect,
+    type_def: ItemTypeDef,
+    old: list[FieldDef],
+    new: list[FieldDef],
+) -> None:
+    before, after = _indexed(old), _indexed(new)
+    for key, unique in before - after:
+        dialect.drop_field_index(conn, type_def.pk, key, unique)
+    for key, unique in sorted(after - before):
+        if unique:
+            _make_unique(conn, dialect, type_def, key)
+        else:
+            dialect.create_field_index(conn, type_def.pk, key, False)
+
+
 def _make_unique(
     conn: sa.Connection, dialect: Dialect, type_def: ItemTypeDef, key: str
 ) -> None:
     try:
         with conn.begin_nested():
-            dialect.create_unique_index(conn, type_def.pk, key)
+            dialect.create_field_index(conn, type_def.pk, key, True)
     except sa.exc.IntegrityError:
         raise ApiError.one(
             409,
@@ -118,9 +149,7 @@ def create(
         created_at=now,
         updated_at=now,
     )
-    for f in fields:
-        if f.unique:
-            _make_unique(conn, dialect, type_def, f.api_key)
+    _sync_indexes(conn, dialect, type_def, [], fields)
     log.info("item type %s created", api_key, extra={"action": "item_type_created"})
     return type_def
 
@@ -150,12 +179,7 @@ def update(
         fields=new_fields,
         updated_at=now,
     )
-    was_unique = {f.api_key for f in old.fields if f.unique}
-    is_unique = {f.api_key for f in new_fields if f.unique}
-    for key in was_unique - is_unique:
-        dialect.drop_unique_index(conn, old.pk, key)
-    for key in sorted(is_unique - was_unique):
-        _make_unique(conn, dialect, new, key)
+    _sync_indexes(conn, dialect, new, old.fields, new_fields)
     return new
 
 
@@ -176,9 +200,20 @@ def delete(conn: sa.Connection, dialect: Dialect, type_def: ItemTypeDef) -> None
             "item_type_in_use",
             f"item type {type_def.api_key!r} still has items; destroy them first",
         )
-    for f in type_def.fields:
-        if f.unique:
-            dialect.drop_unique_index(conn, type_def.pk, f.api_key)
+    users = [
+        t.api_key
+        for t in load_all(conn)
+        if t.pk != type_def.pk
+        and any(type_def.api_key in (f.validators.item_types or ()) for f in t.fields)
+    ]
+    if users:
+        raise ApiError.one(
+            409,
+            "item_type_in_use",
+            f"item type {type_def.api_key!r} is a link target of {', '.join(users)}; "
+            "change those fields first",
+        )
+    _sync_indexes(conn, dialect, type_def, type_def.fields, [])
     conn.execute(sa.delete(item_types).where(item_types.c.pk == type_def.pk))
 
 

@@ -258,10 +258,10 @@ def test_bulk_destroy(api: httpx.Client, product_type: Any) -> None:
     job = wait_job(api, response.json()["data"]["id"])
     result = job["attributes"]["result"]
     assert result["successful_items"] == 2
-    assert [(e["index"], e["code"]) for e in result["errors"]] == [
-        (2, "duplicate_id"),
-        (3, "not_found"),
-        (4, "invalid_item"),
+    assert [(e["index"], e["code"], e["id"]) for e in result["errors"]] == [
+        (2, "duplicate_id", ids[0]),
+        (3, "not_found", "01AAAAAAAAAAAAAAAAAAAAAAAA"),
+        (4, "invalid_item", None),
     ]
     assert result["data"] == [{"id": ids[0], "index": 0}, {"id": ids[1], "index": 1}]
     left = sorted(i["id"] for i in _all_items(api))
@@ -349,3 +349,49 @@ def test_size_limits(make_server: Any) -> None:
         assert api.get("/jobs").json()["meta"]["total_count"] == 1
         assert api.get("/openapi.json").status_code == 200
     assert httpx.get(f"{server.url}/openapi.json").status_code == 401
+
+
+def test_destroy_refuses_items_still_linked(api: httpx.Client) -> None:
+    movie = [{"api_key": "title", "field_type": "string"}]
+    rating = [
+        {
+            "api_key": "movie",
+            "field_type": "link",
+            "validators": {"item_types": ["movie"]},
+        },
+        {
+            "api_key": "also",
+            "field_type": "links",
+            "validators": {"item_types": ["movie"]},
+        },
+    ]
+    assert api.post("/item-types", json=item_type_body("movie", movie)).is_success
+    assert api.post("/item-types", json=item_type_body("rating", rating)).is_success
+    movies = bulk_create(api, [{"item_type": "movie", "title": t} for t in "ABCD"])
+    a, b, c, d = (m["id"] for m in movies["attributes"]["result"]["data"])
+    ratings = bulk_create(
+        api,
+        [
+            {"item_type": "rating", "movie": a},
+            {"item_type": "rating", "movie": b},
+            {"item_type": "rating", "also": [c]},
+        ],
+    )
+    r_a, r_b, r_c = (r["id"] for r in ratings["attributes"]["result"]["data"])
+
+    single = api.delete(f"/items/{a}")
+    assert single.status_code == 409
+    assert single.json()["errors"][0]["code"] == "in_use"
+    # b goes with the rating that links to it; a, c stay linked; d is free.
+    response = api.post("/items/bulk-destroy-jobs", json={"items": [a, b, r_b, c, d]})
+    job = wait_job(api, response.json()["data"]["id"])
+    result = job["attributes"]["result"]
+    assert [(e["index"], e["code"]) for e in result["errors"]] == [
+        (0, "in_use"),
+        (3, "in_use"),
+    ]
+    assert r_a in result["errors"][0]["message"]
+    assert r_c in result["errors"][1]["message"]
+    assert sorted(i["id"] for i in _all_items(api)) == sorted([a, c, r_a, r_c])
+    linked_type = api.delete("/item-types/movie")
+    assert linked_type.status_code == 409

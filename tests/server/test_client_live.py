@@ -72,9 +72,13 @@ def test_errors_and_filters(client: Client) -> None:
     )
     assert updated.attributes.status == "completed"
     assert client.items.find(ids[0])["stock"] == 99
-    gone = client.jobs.wait(client.items.bulk_destroy_job(items=ids[1:]).id)
+    missing = "01AAAAAAAAAAAAAAAAAAAAAAAA"
+    gone = client.jobs.wait(client.items.bulk_destroy_job(items=[*ids[1:], missing]).id)
     assert gone.attributes.result is not None
     assert gone.attributes.result.successful_items == 4
+    # The input of a failed destroy is the bare id: not an object.
+    assert gone.attributes.result.failed_items_data == [missing]
+    assert [e.id for e in gone.attributes.result.errors] == [missing]
 
 
 def test_wait_times_out_without_cancelling(make_server: Any) -> None:

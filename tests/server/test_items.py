@@ -131,6 +131,7 @@ def test_listing_pages(api: httpx.Client, catalogue: Any) -> None:
             "filter[fields][name'); DROP TABLE items;--][eq]": "1",
         },
         {"filter[type]": "product", "filter[fields][name][matches]": "("},
+        {"filter[type]": "product", "filter[fields][stock][matches]": "^1"},
         {"filter[fields][stock][eq]": "1"},
         {"filter[type]": "ghost"},
         {"filter[type]": "product", "order_by": "extra"},

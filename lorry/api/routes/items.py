@@ -12,7 +12,7 @@ from lorry.api.deps import RuntimeDep, require
 from lorry.api.query import nested_params, page_params
 from lorry.errors import ApiError
 from lorry.ids import is_id
-from lorry.jobs import create, update
+from lorry.jobs import create, destroy, update
 from lorry.jobs.context import ChunkOutcome, JobContext
 from lorry.jobs.model import ChunkInput
 from lorry.schema.validator import ItemFailure
@@ -36,10 +36,15 @@ class _PatchData(msgspec.Struct):
 
 
 def _failure_error(failure: ItemFailure) -> ApiError:
-    status = {"not_found": 404, "stale_version": 409, "not_unique": 409}.get(
-        failure.code, 422
-    )
+    status = {
+        "not_found": 404,
+        "stale_version": 409,
+        "not_unique": 409,
+        "in_use": 409,
+    }.get(failure.code, 422)
     pointer = f"/data/{failure.field.replace('.', '/')}" if failure.field else "/data"
+    if failure.code in ("not_found", "in_use"):
+        return ApiError.one(status, failure.code, failure.message)
     return ApiError.one(status, failure.code, failure.message, pointer=pointer)
 
 
@@ -52,7 +57,9 @@ def _render_one(conn: sa.Connection, item_id: str) -> dict[str, Any]:
 
 
 def _single(runtime: Runtime, kind: str, raw: bytes) -> ChunkOutcome:
-    module = create if kind == "bulk_create" else update
+    module = {"bulk_create": create, "bulk_update": update, "bulk_destroy": destroy}[
+        kind
+    ]
     with runtime.db.write() as conn:
         types = type_store.load_all(conn)
         ctx = JobContext.build(None, kind, {}, runtime.db.dialect, types)
@@ -96,10 +103,7 @@ async def update_item(
 
 @router.delete("/items/{item_id}", status_code=204, dependencies=[require("editor")])
 def delete_item(item_id: str, runtime: RuntimeDep) -> Response:
-    with runtime.db.write() as conn:
-        if item_store.get_row(conn, item_id) is None:
-            raise ApiError.not_found("item", item_id)
-        item_store.delete_ids(conn, [item_id])
+    _single(runtime, "bulk_destroy", msgspec.json.encode(item_id))
     return Response(status_code=204)
 
 
