@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -19,7 +20,10 @@ from lorry.server import open_runtime
 
 ADMIN_TOKEN = "test-admin-token"
 FINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATASETS = Path(
+    os.environ.get("LORRY_DATASETS")
+    or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
 
 
 class RunningServer:
