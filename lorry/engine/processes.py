@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import select
+import socket
 from multiprocessing.context import SpawnProcess
-from multiprocessing.synchronize import Event
 
 from lorry.config import Settings
 from lorry.engine.pool import work_loop, worker_prefix
@@ -25,11 +26,65 @@ log = logging.getLogger(__name__)
 _ctx = multiprocessing.get_context("spawn")
 
 
+class _Signal:
+    """The worker's end of a socket pair: wake-ups come in, EOF means stop.
+
+    A socket rather than multiprocessing's Event: it needs no named
+    semaphores (which outlive a killed server), and a full buffer just means
+    a wake-up is already pending.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.stopped = False
+
+    def _drain(self) -> None:
+        try:
+            while data := self.sock.recv(4096):
+                if len(data) < 4096:
+                    return
+        except BlockingIOError:
+            return
+        self.stopped = True  # EOF: the server closed its end
+
+    def wait(self, timeout: float | None = None) -> bool:
+        readable, _, _ = select.select([self.sock], [], [], timeout)
+        if readable:
+            self._drain()
+        return bool(readable)
+
+    def is_set(self) -> bool:
+        return self.stopped
+
+    def set(self) -> None:
+        """Workers cannot wake their siblings; the server does."""
+
+    def clear(self) -> None:
+        """Waking drains the socket already."""
+
+
+class _Stop:
+    def __init__(self, signal: _Signal) -> None:
+        self.signal = signal
+
+    def is_set(self) -> bool:
+        return self.signal.stopped
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.signal.wait(timeout)
+        return self.signal.stopped
+
+    def set(self) -> None:
+        self.signal.stopped = True
+
+    def clear(self) -> None:
+        self.signal.stopped = False
+
+
 def _worker_main(
     settings: Settings,
     index: int,
-    wake: Event,
-    stop: Event,
+    sock: socket.socket,
     parent: int,
     log_level: int,
 ) -> None:
@@ -39,9 +94,18 @@ def _worker_main(
     )
     db = Database(settings.url, lock_file=settings.write_lock_file)
     owner = f"{worker_prefix()}:p{index}"
+    sock.setblocking(False)
+    signal = _Signal(sock)
     log.info("worker %s started", owner, extra={"action": "worker_started"})
     try:
-        work_loop(db, settings, owner, wake, stop, alive=lambda: os.getppid() == parent)
+        work_loop(
+            db,
+            settings,
+            owner,
+            signal,
+            _Stop(signal),
+            alive=lambda: os.getppid() == parent,
+        )
     finally:
         db.dispose()
         log.info("worker %s stopped", owner, extra={"action": "worker_stopped"})
@@ -51,21 +115,24 @@ class ProcessPool:
     def __init__(self, settings: Settings, size: int) -> None:
         self.settings = settings
         self.size = size
-        self._wake = _ctx.Event()
-        self._stop = _ctx.Event()
         self._procs: list[SpawnProcess] = []
+        self._socks: list[socket.socket] = []
 
     def start(self) -> None:
         level = logging.getLogger().getEffectiveLevel()
         for n in range(self.size):
+            ours, theirs = socket.socketpair()
+            ours.setblocking(False)
             proc = _ctx.Process(
                 target=_worker_main,
-                args=(self.settings, n, self._wake, self._stop, os.getpid(), level),
+                args=(self.settings, n, theirs, os.getpid(), level),
                 name=f"lorry-worker-{n}",
                 daemon=True,
             )
             proc.start()
+            theirs.close()
             self._procs.append(proc)
+            self._socks.append(ours)
         log.info(
             "started %d worker processes",
             self.size,
@@ -77,11 +144,16 @@ class ProcessPool:
         return [p.pid for p in self._procs if p.pid is not None]
 
     def wake(self) -> None:
-        self._wake.set()
+        for sock in self._socks:
+            try:
+                sock.send(b"w")
+            except (BlockingIOError, OSError):
+                pass  # a wake-up is pending already, or the worker is gone
 
     def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._wake.set()
+        for sock in self._socks:
+            sock.close()  # the worker reads EOF and stops after its batch
+        self._socks.clear()
         for proc in self._procs:
             proc.join(timeout)
             if proc.is_alive():
