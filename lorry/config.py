@@ -30,6 +30,9 @@ class Settings:
     workers: int = 1
     #: "process" (the default of lorry serve) or "thread".
     worker_mode: str = "process"
+    #: Process mode: each worker gets a process that validates its next batch
+    #: while the worker writes the current one.
+    prepare_ahead: bool = True
     #: Items per chunk when a job does not say.
     chunk_size: int = 1000
     #: Most items one chunk transaction applies: consecutive chunks of one job
@@ -70,6 +73,7 @@ class Settings:
             "admin_token": os.environ.get("LORRY_ADMIN_TOKEN") or None,
             "workers": _env_int("LORRY_WORKERS", 1),
             "worker_mode": os.environ.get("LORRY_WORKER_MODE", "process"),
+            "prepare_ahead": os.environ.get("LORRY_PREPARE_AHEAD", "1") != "0",
             "chunk_size": _env_int("LORRY_CHUNK_SIZE", 1000),
             "txn_items": _env_int("LORRY_TXN_ITEMS", 50_000),
             "lease_seconds": _env_int("LORRY_LEASE_SECONDS", 300),

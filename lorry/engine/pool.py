@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from lorry.config import Settings
+from lorry.engine.preparer import Preparer
 from lorry.jobs import runner
 from lorry.jobs.model import Claim
 from lorry.store.db import Database
@@ -48,6 +49,17 @@ def worker_prefix() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _claim(db: Database, settings: Settings, owner: str, stop: _Event) -> Claim | None:
+    try:
+        return runner.claim(db, settings, owner)
+    except Exception:
+        log.exception(
+            "worker %s could not claim a chunk", owner, extra={"action": "claim_error"}
+        )
+        stop.wait(IDLE_SECONDS)
+        return None
+
+
 def work_loop(
     db: Database,
     settings: Settings,
@@ -55,26 +67,29 @@ def work_loop(
     wake: _Event,
     stop: _Event,
     alive: Callable[[], bool] = lambda: True,
+    preparer: Preparer | None = None,
 ) -> None:
     claim: Claim | None = None
     while not stop.is_set() and alive():
         if claim is None:
-            try:
-                claim = runner.claim(db, settings, owner)
-            except Exception:
-                log.exception(
-                    "worker %s could not claim a chunk",
-                    owner,
-                    extra={"action": "claim_error"},
-                )
-                stop.wait(IDLE_SECONDS)
+            claim = _claim(db, settings, owner, stop)
         if claim is None:
             wake.wait(IDLE_SECONDS)
             wake.clear()
             continue
         # Others may find work too while this one is busy.
         wake.set()
-        claim = runner.run_claim(db, settings, claim)
+        if preparer is None:
+            claim = runner.run_claim(db, settings, claim)
+            continue
+        ready = preparer.take(db, claim)
+        # Lease the next batch before writing this one, so that the preparer
+        # validates it while this write holds the lock.
+        following = _claim(db, settings, owner, stop)
+        if following is not None:
+            preparer.give(following)
+        runner.run_claim(db, settings, claim, ready, claim_next=False)
+        claim = following
     if claim is not None:
         runner.release(db, claim)
 

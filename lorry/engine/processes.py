@@ -14,10 +14,12 @@ import multiprocessing
 import os
 import select
 import socket
+from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 
 from lorry.config import Settings
 from lorry.engine.pool import work_loop, worker_prefix
+from lorry.engine.preparer import Preparer, preparer_main
 from lorry.store.db import Database
 
 __all__ = ["ProcessPool"]
@@ -87,6 +89,7 @@ def _worker_main(
     sock: socket.socket,
     parent: int,
     log_level: int,
+    preparer: Connection | None,
 ) -> None:
     logging.basicConfig(
         level=log_level,
@@ -105,6 +108,7 @@ def _worker_main(
             signal,
             _Stop(signal),
             alive=lambda: os.getppid() == parent,
+            preparer=Preparer(preparer) if preparer is not None else None,
         )
     finally:
         db.dispose()
@@ -123,14 +127,28 @@ class ProcessPool:
         for n in range(self.size):
             ours, theirs = socket.socketpair()
             ours.setblocking(False)
+            worker_end: Connection | None = None
+            if self.settings.prepare_ahead:
+                worker_end, preparer_end = _ctx.Pipe()
+                helper = _ctx.Process(
+                    target=preparer_main,
+                    args=(self.settings, preparer_end, os.getpid(), level),
+                    name=f"lorry-preparer-{n}",
+                    daemon=True,
+                )
+                helper.start()
+                preparer_end.close()
+                self._procs.append(helper)
             proc = _ctx.Process(
                 target=_worker_main,
-                args=(self.settings, n, theirs, os.getpid(), level),
+                args=(self.settings, n, theirs, os.getpid(), level, worker_end),
                 name=f"lorry-worker-{n}",
                 daemon=True,
             )
             proc.start()
             theirs.close()
+            if worker_end is not None:
+                worker_end.close()
             self._procs.append(proc)
             self._socks.append(ours)
         log.info(

@@ -40,8 +40,14 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
 
 def explain_conflict(conn: sa.Connection, ctx: JobContext, valid: Valid) -> ItemFailure:
     """Say which unique value of an item that the database refused is taken."""
+    # The stored form of the values is what the unique index compares.
+    stored = (
+        msgspec.json.decode(valid.data)
+        if valid.data is not None
+        else msgspec.to_builtins(valid.materialize())
+    )
     for key in valid.compiled.unique_keys:
-        value = msgspec.to_builtins(getattr(valid.obj, _attr_of(valid, key)))
+        value = stored.get(key)
         if value is None:
             continue
         holder = item_store.find_holder(
@@ -56,12 +62,6 @@ def explain_conflict(conn: sa.Connection, ctx: JobContext, valid: Valid) -> Item
                 key,
             )
     return ItemFailure("not_unique", "a unique value is already used")
-
-
-def _attr_of(valid: Valid, key: str) -> str:
-    struct = valid.compiled.struct
-    names = struct.__struct_encode_fields__
-    return struct.__struct_fields__[names.index(key)]
 
 
 def _row_keys(conn: sa.Connection, candidates: list[Candidate]) -> list[int]:
@@ -83,7 +83,7 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
             key,
             item_id,
             valid.compiled.type_def.pk,
-            valid.data or _encode(valid.obj).decode(),
+            valid.data or _encode(valid.materialize()).decode(),
             1,
             valid.created_at or now,
             valid.updated_at or valid.created_at or now,

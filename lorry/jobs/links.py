@@ -48,7 +48,7 @@ def resolve_links(
     lookups: dict[str, set[Any]] = {}
     for index, valid, _raw, _id, given in candidates:
         for link in valid.compiled.links:
-            values = _as_list(getattr(valid.obj, link.attr))
+            values = _as_list(getattr(valid.materialize(), link.attr))
             if not values:
                 continue
             if link.by is None or not _applies(link, given):
@@ -107,7 +107,7 @@ def _check(
 ) -> ItemFailure | None:
     pk_by_key = ctx.pk_by_key
     for link in valid.compiled.links:
-        values = _as_list(getattr(valid.obj, link.attr))
+        values = _as_list(getattr(valid.materialize(), link.attr))
         if not values:
             continue
         if link.by is not None and _applies(link, given):
@@ -127,7 +127,7 @@ def _check(
                         link.key,
                     )
                 ids.append(found)
-            setattr(valid.obj, link.attr, ids if link.many else ids[0])
+            setattr(valid.materialize(), link.attr, ids if link.many else ids[0])
             continue
         allowed = {pk_by_key[k] for k in link.target_keys if k in pk_by_key}
         for v in values:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +33,17 @@ from lorry.store import item_types as type_store
 from lorry.store.db import Database
 from lorry.store.tables import job_chunks, job_errors, jobs
 
-__all__ = ["LeaseLost", "claim", "fail_job", "recover", "release", "run_claim"]
+__all__ = [
+    "LeaseLost",
+    "PreparedClaim",
+    "claim",
+    "fail_job",
+    "load_context",
+    "prepare_claim",
+    "recover",
+    "release",
+    "run_claim",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,23 +134,54 @@ def _load(db: Database, claim_: Claim) -> tuple[list[ChunkInput], JobContext]:
             .where(c.job_id == claim_.job_id, c.seq.in_(claim_.seqs))
             .order_by(c.seq)
         ).all()
-        types = type_store.load_all(conn)
     chunks = [ChunkInput(r.seq, r.first_index, decode_entries(r.input)) for r in rows]
-    ctx = JobContext.build(
+    return chunks, load_context(db, claim_)
+
+
+def load_context(db: Database, claim_: Claim) -> JobContext:
+    with db.read() as conn:
+        types = type_store.load_all(conn)
+    return JobContext.build(
         claim_.job_id, claim_.kind, claim_.options, db.dialect, types
     )
-    return chunks, ctx
 
 
-def run_claim(db: Database, settings: Settings, claim_: Claim) -> Claim | None:
+@dataclass(slots=True)
+class PreparedClaim:
+    """A claim's chunks after the work that needs no write lock."""
+
+    ctx: JobContext
+    prepared: list[Prepared]
+    seconds: float
+
+
+def prepare_claim(db: Database, claim_: Claim) -> PreparedClaim:
+    """Load, parse and validate a claim's chunks (no lock, no writes)."""
+    started = time.perf_counter()
+    prepare, _apply = _KINDS[claim_.kind]
+    chunks, ctx = _load(db, claim_)
+    prepared = [prepare(ctx, chunk) for chunk in chunks]
+    return PreparedClaim(ctx, prepared, time.perf_counter() - started)
+
+
+def run_claim(
+    db: Database,
+    settings: Settings,
+    claim_: Claim,
+    ready: PreparedClaim | None = None,
+    *,
+    claim_next: bool = True,
+) -> Claim | None:
     """Apply claimed chunks in one transaction; on failure, release them.
 
-    Returns the worker's next claim, leased in that same transaction: a worker
-    that had to queue for the write lock again just to claim would validate
-    its next chunks only after the other worker's write, not during it.
+    ``ready`` is the claim already prepared elsewhere (lorry.engine). With
+    ``claim_next``, returns the worker's next claim, leased in that same
+    transaction: a worker that had to queue for the write lock again just to
+    claim would validate its next chunks only after another worker's write,
+    not during it.
     """
     try:
-        return _run(db, settings, claim_)
+        return _run(db, settings, claim_, ready, claim_next)
     except LeaseLost:
         log.warning(
             "job %s chunks %s: lease lost, results discarded",
@@ -162,21 +204,28 @@ def _span(seqs: tuple[int, ...]) -> str:
     return f"{seqs[0]}-{seqs[-1]}" if len(seqs) > 1 else str(seqs[0])
 
 
-def _run(db: Database, settings: Settings, claim_: Claim) -> Claim | None:
-    prepare, apply = _KINDS[claim_.kind]
-    started = time.perf_counter()
-    chunks, ctx = _load(db, claim_)
+def _run(
+    db: Database,
+    settings: Settings,
+    claim_: Claim,
+    ready: PreparedClaim | None,
+    claim_next: bool,
+) -> Claim | None:
+    _prepare, apply = _KINDS[claim_.kind]
     # Parsing and validating need no lock: done before the write transaction,
     # they overlap with another worker's writes.
-    prepared = [prepare(ctx, chunk) for chunk in chunks]
+    ready = ready or prepare_claim(db, claim_)
+    ctx = ready.ctx
 
     prepared_at = time.perf_counter()
+    following = None
     with db.write() as conn:
         locked_at = time.perf_counter()
         ctx.now = now_us()
-        outcomes = [apply(conn, ctx, p) for p in prepared]
+        outcomes = [apply(conn, ctx, p) for p in ready.prepared]
         _record(conn, ctx, claim_, outcomes, settings)
-        following = _claim_in(conn, settings, claim_.owner)
+        if claim_next:
+            following = _claim_in(conn, settings, claim_.owner)
     committed_at = time.perf_counter()
 
     applied = sum(len(o.applied) for o in outcomes)
@@ -188,14 +237,14 @@ def _run(db: Database, settings: Settings, claim_: Claim) -> Claim | None:
         _span(claim_.seqs),
         applied,
         failed,
-        prepared_at - started,
+        ready.seconds,
         locked_at - prepared_at,
         committed_at - locked_at,
         extra={
             "action": "chunk_done",
             "job_id": claim_.job_id,
             "chunks": list(claim_.seqs),
-            "prepare_seconds": prepared_at - started,
+            "prepare_seconds": ready.seconds,
             "lock_wait_seconds": locked_at - prepared_at,
             "write_seconds": committed_at - locked_at,
         },

@@ -113,7 +113,7 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
     rows = [
         {
             "b_id": item_id,
-            "b_data": _encode(valid.obj).decode(),
+            "b_data": _encode(valid.materialize()).decode(),
             "b_version": versions[index],
             "b_updated_at": valid.updated_at or ctx.now,
             "b_job": ctx.job_id,

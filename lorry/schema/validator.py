@@ -79,11 +79,19 @@ class CompiledType:
 @dataclass(slots=True)
 class Valid:
     compiled: CompiledType
-    obj: msgspec.Struct
+    #: None when the item was validated in another process and only its JSON
+    #: travelled; materialize() rebuilds it from ``data`` when needed.
+    obj: msgspec.Struct | None
     created_at: int | None
     updated_at: int | None
     #: The item's JSON, when nothing later can change it (no link_by links).
     data: str | None = None
+
+    def materialize(self) -> msgspec.Struct:
+        if self.obj is None:
+            assert self.data is not None
+            self.obj = msgspec.json.decode(self.data, type=self.compiled.struct)
+        return self.obj
 
 
 def _attr(key: str) -> str:

@@ -1,0 +1,69 @@
+"""Prepared batches travelling between processes, and a preparer that dies."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import msgspec
+import sqlalchemy as sa
+
+from lorry.config import Settings
+from lorry.engine.preparer import Preparer
+from lorry.jobs import runner, staging
+from lorry.jobs.handoff import can_hand_off, decode_prepared, encode_prepared
+from lorry.jobs.model import Claim
+from lorry.schema.fields import FieldDef
+from lorry.store import item_types as type_store
+from lorry.store.db import Database
+from lorry.store.migrate import upgrade
+from lorry.store.tables import items
+from tests.conftest import ADMIN_TOKEN, PRODUCT_FIELDS
+
+
+def _setup(tmp_path: Path) -> tuple[Database, Settings, Claim]:
+    settings = Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, workers=0)
+    db = Database(settings.url)
+    upgrade(db)
+    with db.write() as conn:
+        fields = msgspec.convert(PRODUCT_FIELDS, list[FieldDef])
+        type_store.create(conn, db.dialect, "product", "Product", fields)
+    stager = staging.Stager(db, settings, "bulk_create", {}, 3)
+    for i in range(5):
+        item = {"item_type": "product", "name": f"n{i}", "sku": f"S{i}"}
+        stager.add(msgspec.json.encode(item))
+    stager.add(b'{"item_type": "product", "name": "no sku"}')
+    stager.finish()
+    claim = runner.claim(db, settings, "w")
+    assert claim is not None
+    return db, settings, claim
+
+
+def test_prepared_batch_survives_the_trip(tmp_path: Path) -> None:
+    db, settings, claim = _setup(tmp_path)
+    assert can_hand_off(claim)
+    local = runner.prepare_claim(db, claim)
+    travelled = decode_prepared(encode_prepared(local.prepared), local.ctx)
+
+    assert [p.seq for p in travelled] == [0, 1]
+    assert [v[0] for p in travelled for v in p.valids] == [0, 1, 2, 3, 4]
+    assert [(f[0], f[2].code) for p in travelled for f in p.failures] == [
+        (5, "required")
+    ]
+    ready = runner.PreparedClaim(local.ctx, travelled, 0.0)
+    runner.run_claim(db, settings, claim, ready, claim_next=False)
+    with db.read() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(items))
+        assert count.scalar_one() == 5
+    db.dispose()
+
+
+def test_a_dead_preparer_means_preparing_here(tmp_path: Path) -> None:
+    db, _settings, claim = _setup(tmp_path)
+    ours, theirs = multiprocessing.Pipe()
+    theirs.close()
+    preparer = Preparer(ours)
+    preparer.give(claim)
+    assert preparer.take(db, claim) is None
+    assert preparer.alive is False
+    db.dispose()
