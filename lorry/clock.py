@@ -7,7 +7,7 @@ fraction of a formatted string on the bulk insert path.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["from_iso", "now_us", "to_iso", "us_from_datetime"]
 
@@ -23,11 +23,15 @@ def us_from_datetime(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def to_iso(us: int | None) -> str | None:
     if us is None:
         return None
-    dt = datetime.fromtimestamp(us / 1_000_000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # Integer arithmetic: a float of microseconds loses them near year 9999.
+    value = _EPOCH + timedelta(microseconds=us)
+    return value.isoformat(timespec="microseconds") + "Z"
 
 
 def from_iso(text: str) -> int:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 __all__ = ["Settings"]
 
 
@@ -51,11 +53,24 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file, or None for another database."""
+        url = make_url(self.url)
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return None
+        return Path(url.database).resolve()
+
+    @property
     def write_lock_file(self) -> Path | None:
         """The lock that queues the writers of all the server's processes."""
-        if self.database_url:
-            return None
-        return self.data_dir / "write.lock"
+        db_file = self.sqlite_file
+        return db_file.with_name(db_file.name + "-write.lock") if db_file else None
+
+    @property
+    def server_lock_file(self) -> Path | None:
+        """Held by the one server that owns a SQLite database, while it runs."""
+        db_file = self.sqlite_file
+        return db_file.with_name(db_file.name + "-server.lock") if db_file else None
 
     @property
     def url(self) -> str:

@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from lorry.config import Settings
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class DataDirLocked(RuntimeError):
-    """Another Lorry server is using this data directory."""
+    """Another Lorry server is using this SQLite database."""
 
 
 @dataclass
@@ -49,16 +50,15 @@ class Runtime:
             self._lock = None
 
 
-def _lock_data_dir(settings: Settings) -> IO[str]:
-    path = settings.data_dir / "lorry.lock"
+def _lock_database(settings: Settings, path: Path) -> IO[str]:
     handle = open(path, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         raise DataDirLocked(
-            f"{settings.data_dir} is in use by another Lorry server "
-            "(one embedded server per data directory)"
+            f"{settings.sqlite_file} is in use by another Lorry server "
+            "(one embedded server per SQLite database)"
         ) from None
     handle.seek(0)
     handle.truncate()
@@ -70,7 +70,8 @@ def _lock_data_dir(settings: Settings) -> IO[str]:
 def open_runtime(settings: Settings) -> Runtime:
     """Prepare everything a server needs, before it takes requests."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    lock = _lock_data_dir(settings) if not settings.database_url else None
+    lock_path = settings.server_lock_file
+    lock = _lock_database(settings, lock_path) if lock_path else None
     db = Database(settings.url, lock_file=settings.write_lock_file)
     upgrade(db)
     with db.write() as conn:

@@ -10,6 +10,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lorry.api.deps import require
 from lorry.api.responses import JSONResponse, error_response
@@ -52,17 +54,51 @@ def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(ApiError(status, errors))
 
 
-def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception(
-        "unexpected error on %s %s",
-        request.method,
-        request.url.path,
-        exc_info=exc,
-        extra={"action": "request_error"},
-    )
-    return error_response(
-        ApiError.one(500, "internal_error", "the server failed; see its log")
-    )
+class _CatchAll:
+    """Answer an unexpected error with a JSON:API 500, and keep the connection.
+
+    Starlette's own last-resort handler re-raises after answering, and the
+    server then drops the keep-alive connection the client is about to reuse.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            log.info(
+                "client went away during %s %s",
+                scope["method"],
+                scope["path"],
+                extra={"action": "client_disconnected"},
+            )
+        except Exception:
+            log.exception(
+                "unexpected error on %s %s",
+                scope["method"],
+                scope["path"],
+                extra={"action": "request_error"},
+            )
+            if not started:
+                response = error_response(
+                    ApiError.one(
+                        500, "internal_error", "the server failed; see its log"
+                    )
+                )
+                await response(scope, receive, send)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -87,7 +123,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(_CatchAll)
     for module in (health, item_types, items, bulk, jobs):
         app.include_router(module.router)
 

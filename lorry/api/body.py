@@ -10,7 +10,7 @@ from fastapi import Request
 
 from lorry.errors import ApiError
 
-__all__ = ["MAX_SMALL_BODY", "decode_body", "pointer_of"]
+__all__ = ["MAX_SMALL_BODY", "check_json_type", "decode_body", "pointer_of"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,7 @@ async def decode_body(request: Request, into: type[T]) -> T:
         )
     if not body.strip():
         raise ApiError.invalid("the request has no body", code="empty_body")
+    check_json_type(request)
     try:
         return msgspec.json.decode(body, type=into)
     except msgspec.ValidationError as exc:
@@ -51,3 +52,15 @@ async def decode_body(request: Request, into: type[T]) -> T:
         raise ApiError.one(
             400, "invalid_json", f"the body is not JSON: {exc}"
         ) from None
+    except RecursionError:
+        raise ApiError.one(
+            400, "invalid_json", "the body is nested too deeply"
+        ) from None
+
+
+def check_json_type(request: Request) -> None:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in ("", "application/json", "application/vnd.api+json"):
+        raise ApiError.one(
+            415, "unsupported_media_type", f"send application/json, not {ctype!r}"
+        )

@@ -68,7 +68,7 @@ def _details(row: Any) -> dict[str, Any]:
         end = row.finished_at or now_us()
         seconds = max((end - row.started_at) / 1_000_000, 1e-6)
         rate = round(row.processed_items / seconds, 1)
-        if not finished:
+        if not finished and rate > 0:
             eta = round((row.total_items - row.processed_items) / rate, 1)
     return {
         "phase": phase,

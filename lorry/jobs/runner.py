@@ -388,7 +388,7 @@ def fail_job(
 def recover(db: Database) -> int:
     """At start of the embedded server: chunks left running are run again.
 
-    The embedded server is the only process on its data directory (it holds a
+    The embedded server is the only server on its database (it holds a
     lock file), so every running chunk belongs to a process that is gone.
     """
     with db.write() as conn:

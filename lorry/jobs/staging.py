@@ -127,7 +127,7 @@ class Stager:
                 item_id = _id_of_update(raw).id
             else:
                 item_id = _id_of_destroy(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, RecursionError):
             return raw  # the chunk reports it with its proper code
         if not isinstance(item_id, str):
             return raw

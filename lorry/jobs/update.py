@@ -51,10 +51,19 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
             prepared.failures.append((index, None, failure, entry))
         else:
             version = (parsed.meta or {}).get("version")
-            expected = version if isinstance(version, int) else None
-            prepared.updates.append(
-                (index, parsed.id, parsed.attributes, expected, entry)
-            )
+            if version is not None and (
+                not isinstance(version, int) or isinstance(version, bool)
+            ):
+                failure = ItemFailure(
+                    "invalid_value",
+                    f"meta.version must be an integer, not {version!r}",
+                    "meta.version",
+                )
+                prepared.failures.append((index, parsed.id, failure, entry))
+            else:
+                prepared.updates.append(
+                    (index, parsed.id, parsed.attributes, version, entry)
+                )
         index += 1
     return prepared
 

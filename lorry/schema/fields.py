@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from lorry.errors import ApiError, ErrorItem
+from lorry.schema.patterns import PatternError, compile_pattern
 
 __all__ = [
     "FIELD_TYPES",
@@ -108,6 +109,10 @@ def _field_problems(f: FieldDef) -> list[tuple[str, str]]:
         )
     elif f.api_key in RESERVED_KEYS:
         problems.append((f"api_key {f.api_key!r} is reserved", "/api_key"))
+    if any("\x00" in value for value in v.enum or ()):
+        problems.append(
+            ("validators.enum: values may not hold NUL", "/validators/enum")
+        )
     if f.field_type not in FIELD_TYPES:
         allowed = ", ".join(sorted(FIELD_TYPES))
         problems.append(
@@ -169,14 +174,9 @@ def _field_problems(f: FieldDef) -> list[tuple[str, str]]:
                 )
             )
         try:
-            re.compile(v.pattern)
-        except re.error as exc:
-            problems.append(
-                (
-                    f"validators.pattern is not a regular expression: {exc}",
-                    "/validators/pattern",
-                )
-            )
+            compile_pattern(v.pattern)
+        except PatternError as exc:
+            problems.append((f"validators.pattern: {exc}", "/validators/pattern"))
     return problems
 
 

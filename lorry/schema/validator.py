@@ -10,7 +10,9 @@ datetimes, lenient booleans on the slow path, and links, which need the store.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
 import keyword
 import math
 import re
@@ -22,6 +24,7 @@ import msgspec
 
 from lorry.ids import ID_PATTERN
 from lorry.schema.fields import FieldDef, ItemTypeDef
+from lorry.schema.patterns import compile_pattern
 
 __all__ = [
     "CompiledType",
@@ -36,6 +39,10 @@ _UTC = dt.UTC
 _TRUE = frozenset({"true", "t", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "off", "0"})
 _PATH_RE = re.compile(r" - at `\$(?:\.([A-Za-z0-9_]+)|\[\d+\])?[^`]*`$")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Nesting allowed inside a json field's value (SQLite's JSON functions,
+#: which the indexes run on every row, refuse documents nested past 1000).
+MAX_JSON_DEPTH = 64
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MISSING_RE = re.compile(r"Object missing required field `([^`]+)`")
 _UNKNOWN_RE = re.compile(r"Object contains unknown field `([^`]+)`")
@@ -72,6 +79,9 @@ class CompiledType:
     links: tuple[LinkField, ...]
     unique_keys: tuple[str, ...]
     field_types: dict[str, str] = field(default_factory=dict)
+    #: string and text fields, with their pattern if they have one
+    text_attrs: tuple[tuple[str, str | None], ...] = ()
+    json_attrs: tuple[str, ...] = ()
     #: The per-type second pass, generated (see _make_finisher).
     finish: Callable[[Any], Valid | ItemFailure] = field(default=_unset_finish)
 
@@ -108,16 +118,23 @@ def _annotation(f: FieldDef, link_by: str | None) -> Any:
                 meta["min_length"] = v.length.min
             if v.length.max is not None:
                 meta["max_length"] = v.length.max
-        if v.pattern is not None:
-            meta["pattern"] = v.pattern
+        # Patterns are checked by RE2 in the finisher, not by msgspec's re.
         base: Any = str
         if v.enum:
             base = Literal[tuple(v.enum)]
-            meta.pop("pattern", None)
             meta.pop("min_length", None)
             meta.pop("max_length", None)
-    elif f.field_type in ("integer", "float"):
-        base = int if f.field_type == "integer" else float
+    elif f.field_type == "integer":
+        # Stored integers are 64-bit in SQLite and PostgreSQL alike.
+        base = int
+        lo, hi = _INT64_MIN, _INT64_MAX
+        if v.range is not None and v.range.min is not None:
+            lo = max(lo, math.ceil(v.range.min))
+        if v.range is not None and v.range.max is not None:
+            hi = min(hi, math.floor(v.range.max))
+        meta["ge"], meta["le"] = lo, hi
+    elif f.field_type == "float":
+        base = float
         if v.range is not None:
             if v.range.min is not None:
                 meta["ge"] = v.range.min
@@ -170,17 +187,28 @@ def compile_type(type_def: ItemTypeDef, link_by: dict[str, str]) -> CompiledType
     bools: list[str] = []
     datetime_keys: list[str] = []
     links: list[LinkField] = []
+    texts: list[tuple[str, str | None]] = []
+    jsons: list[str] = []
     for f in type_def.fields:
         by = link_by.get(f.api_key) if f.field_type in ("link", "links") else None
         ann = _annotation(f, by)
         name = _attr(f.api_key)
         if f.required and f.default is None:
             spec.append((name, ann, msgspec.field(name=f.api_key)))
+        elif isinstance(f.default, (dict, list)):
+            spec.append((name, ann | None, msgspec.field(
+                default_factory=functools.partial(copy.deepcopy, f.default),
+                name=f.api_key,
+            )))  # fmt: skip
         else:
             spec.append(
                 (name, ann | None, msgspec.field(default=f.default, name=f.api_key))
             )
-        if f.field_type == "float":
+        if f.field_type in ("string", "text") and not f.validators.enum:
+            texts.append((name, f.validators.pattern))
+        elif f.field_type == "json":
+            jsons.append(name)
+        elif f.field_type == "float":
             floats.append(name)
         elif f.field_type == "datetime":
             datetimes.append(name)
@@ -220,6 +248,8 @@ def compile_type(type_def: ItemTypeDef, link_by: dict[str, str]) -> CompiledType
         datetime_attrs=tuple(datetimes),
         bool_keys=frozenset(bools),
         datetime_keys=frozenset(datetime_keys),
+        text_attrs=tuple(texts),
+        json_attrs=tuple(jsons),
         links=tuple(links),
         unique_keys=tuple(f.api_key for f in type_def.fields if f.unique),
         field_types={f.api_key: f.field_type for f in type_def.fields},
@@ -239,6 +269,20 @@ def _stamp(value: dt.datetime) -> int:
     return (value - _EPOCH) // _ONE_US
 
 
+def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for v in level
+            if isinstance(v, (dict, list))
+            for child in (v.values() if isinstance(v, dict) else v)
+        ]
+        if not level:
+            return False
+    return any(isinstance(v, (dict, list)) for v in level)
+
+
 def _make_finisher(compiled: CompiledType) -> Callable[[Any], Valid | ItemFailure]:
     """Generate the Python half of a type's validator, without loops or lookups.
 
@@ -247,6 +291,32 @@ def _make_finisher(compiled: CompiledType) -> Callable[[Any], Valid | ItemFailur
     are validated field keys (identifiers), so splicing them is safe.
     """
     lines = ["def finish(obj):"]
+    patterns: dict[str, Any] = {}
+    for n, (attr, pattern) in enumerate(compiled.text_attrs):
+        key = attr.removeprefix("f_")
+        # SQLite's JSON functions end a string at NUL, so indexes and filters
+        # would see another value than the one stored.
+        lines += [
+            f"    x = obj.{attr}",
+            "    if x is not None:",
+            "        if '\\x00' in x:",
+            f"            return ItemFailure('invalid_value', '{key}: text may not "
+            f"contain NUL characters', {key!r})",
+        ]
+        if pattern is not None:
+            patterns[f"P{n}"] = compile_pattern(pattern)
+            lines += [
+                f"        if P{n}.search(x) is None:",
+                f"            return ItemFailure('invalid_value', {key!r} + ': does "
+                f"not match ' + {pattern!r}, {key!r})",
+            ]
+    for attr in compiled.json_attrs:
+        key = attr.removeprefix("f_")
+        lines += [
+            f"    if too_deep(obj.{attr}):",
+            f"        return ItemFailure('invalid_value', '{key}: nested deeper "
+            f"than {MAX_JSON_DEPTH} levels', {key!r})",
+        ]
     for attr in compiled.float_attrs:
         key = attr.removeprefix("f_")
         lines += [
@@ -286,6 +356,8 @@ def _make_finisher(compiled: CompiledType) -> Callable[[Any], Valid | ItemFailur
         "compiled": compiled,
         "encode": _encode,
         "stamp": _stamp,
+        "too_deep": _too_deep,
+        **patterns,
     }
     exec("\n".join(lines), namespace)
     finish: Callable[[Any], Valid | ItemFailure] = namespace["finish"]
@@ -337,6 +409,14 @@ class Validator:
             self._union = union
 
     def validate(self, raw: bytes) -> Valid | ItemFailure:
+        # One item must never fail its whole chunk: whatever escapes the
+        # checks below is this item's error.
+        try:
+            return self._validate(raw)
+        except Exception as exc:
+            return ItemFailure("invalid_item", f"the item could not be read: {exc}")
+
+    def _validate(self, raw: bytes) -> Valid | ItemFailure:
         if self._decoder is None:
             return ItemFailure("unknown_item_type", "there are no item types yet")
         try:
@@ -345,19 +425,31 @@ class Validator:
             return self._slow_path(raw, str(exc))
         except msgspec.DecodeError as exc:
             return ItemFailure("invalid_json", f"not valid JSON: {exc}")
+        except RecursionError:
+            return ItemFailure("invalid_json", "the item is nested too deeply")
         return self._finish(obj)
 
     def convert(self, value: dict[str, Any]) -> Valid | ItemFailure:
         """Validate an item given as Python values (bulk update's merged item)."""
         try:
+            return self._convert(value)
+        except Exception as exc:
+            return ItemFailure("invalid_item", f"the item could not be read: {exc}")
+
+    def _convert(self, value: dict[str, Any]) -> Valid | ItemFailure:
+        try:
             obj = msgspec.convert(value, self._union, strict=False)
         except msgspec.ValidationError as exc:
             return self._repair(value, str(exc))
+        except RecursionError:
+            return ItemFailure("invalid_value", "the item is nested too deeply")
         return self._finish(obj)
 
     def _slow_path(self, raw: bytes, message: str) -> Valid | ItemFailure:
         try:
             value = msgspec.json.decode(raw)
+        except RecursionError:
+            return ItemFailure("invalid_json", "the item is nested too deeply")
         except msgspec.DecodeError as exc:
             return ItemFailure("invalid_json", f"not valid JSON: {exc}")
         return self._repair(value, message)
@@ -396,7 +488,11 @@ class Validator:
         return self._finish(obj)
 
     def _finish(self, obj: Any) -> Valid | ItemFailure:
-        return self.by_struct[type(obj)].finish(obj)
+        try:
+            return self.by_struct[type(obj)].finish(obj)
+        except (OverflowError, ValueError) as exc:
+            # A datetime whose offset moves it past year 1 or 9999, and such.
+            return ItemFailure("invalid_value", f"a value is out of range: {exc}")
 
 
 def canonical_datetime(value: dt.datetime) -> str:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import StaticPool
 
+from lorry.schema import patterns
 from lorry.store.dialect import Dialect, dialect_for
 
 __all__ = ["Checkpointer", "Database"]
@@ -40,6 +41,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # file, and a worker waiting on that holds up every other writer.
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
+    dbapi_connection.create_function(
+        "lorry_matches", 2, patterns.search, deterministic=True
+    )
 
 
 def _sqlite_writer_cache(dbapi_connection: Any, _record: Any) -> None:

@@ -79,6 +79,10 @@ class Dialect:
         """Insert rows, skipping those that break a unique index; return count."""
         raise NotImplementedError
 
+    def matches(self, col: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
+        """``col`` matches a regular expression (RE2 syntax), as SQL."""
+        raise NotImplementedError
+
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
@@ -88,6 +92,11 @@ class SQLiteDialect(Dialect):
         # is the same as the one in the unique indexes and SQLite uses them.
         path: ColumnElement[Any] = sa.literal_column(f"'$.{_checked_key(key)}'")
         return sa.func.json_extract(items.c.data, path)
+
+    def matches(self, col: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
+        # lorry_matches is registered on each connection (lorry.store.db) and
+        # runs RE2, never the backtracking re module.
+        return sa.func.lorry_matches(pattern, col).is_(True)
 
     def create_field_index(
         self, conn: sa.Connection, type_pk: int, key: str, unique: bool

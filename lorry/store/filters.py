@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from lorry.clock import from_iso
 from lorry.errors import ApiError
 from lorry.schema.fields import ItemTypeDef
+from lorry.schema.patterns import PatternError, compile_pattern
 from lorry.schema.validator import canonical_datetime
 from lorry.store.dialect import Dialect
 from lorry.store.tables import items
@@ -61,7 +62,10 @@ def _coerce(value: Any, field_type: str, where: str) -> Any:
         if field_type == "timestamp":
             return from_iso(str(value))
         if field_type == "integer":
-            return msgspec.convert(value, int, strict=False)
+            number = msgspec.convert(value, int, strict=False)
+            if not -(2**63) <= number < 2**63:
+                raise ValueError("integers are 64-bit")
+            return number
         if field_type == "float":
             return msgspec.convert(value, float, strict=False)
         if field_type == "boolean":
@@ -81,8 +85,11 @@ def _coerce(value: Any, field_type: str, where: str) -> Any:
                 f"{where}: a {field_type} field can only be filtered with exists",
                 parameter=where,
             )
-        return str(value)
-    except (msgspec.ValidationError, ValueError) as exc:
+        text = str(value)
+        if "\x00" in text:
+            raise ValueError("text may not contain NUL characters")
+        return text
+    except (msgspec.ValidationError, ValueError, OverflowError) as exc:
         raise ApiError.one(
             400,
             "invalid_filter",
@@ -115,7 +122,12 @@ def _column(
 
 
 def _condition(
-    col: ColumnElement[Any], field_type: str, op: str, value: Any, where: str
+    col: ColumnElement[Any],
+    field_type: str,
+    op: str,
+    value: Any,
+    where: str,
+    dialect: Dialect,
 ) -> ColumnElement[bool]:
     if op == "exists":
         flag = _coerce(value, "boolean", where)
@@ -130,15 +142,12 @@ def _condition(
             )
         pattern = str(value)
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            compile_pattern(pattern)
+        except PatternError as exc:
             raise ApiError.one(
-                400,
-                "invalid_filter",
-                f"{where}: not a regular expression: {exc}",
-                parameter=where,
+                400, "invalid_filter", f"{where}: {exc}", parameter=where
             ) from None
-        return col.regexp_match(pattern)
+        return dialect.matches(col, pattern)
     if op in ("in", "not_in"):
         values = [_coerce(v, field_type, where) for v in _split_list(value, where)]
         return col.in_(values) if op == "in" else sa.not_(col.in_(values))
@@ -174,7 +183,7 @@ def compile_filter(
                     f"{op_where}: unknown operator {op!r}; use one of {allowed}",
                     parameter=op_where,
                 )
-            conditions.append(_condition(col, field_type, op, value, op_where))
+            conditions.append(_condition(col, field_type, op, value, op_where, dialect))
     return conditions
 
 

@@ -76,3 +76,19 @@ def test_kill_9_mid_job_then_restart_applies_every_item_once(tmp_path: Path) -> 
         ).fetchone()[0]
     assert (count, distinct) == (N, N)
     assert chunks == 0
+
+
+def test_one_server_per_database(tmp_path: Path) -> None:
+    first = ServeProcess(tmp_path / "a", free_port())
+    first.start()
+    try:
+        url = f"sqlite:///{tmp_path / 'a' / 'lorry.db'}"
+        for second in (
+            ServeProcess(tmp_path / "a", free_port()),
+            ServeProcess(tmp_path / "b", free_port(), LORRY_DATABASE_URL=url),
+        ):
+            with pytest.raises(RuntimeError, match="in use by another Lorry server"):
+                second.start(timeout=20)
+            second.stop()
+    finally:
+        first.stop()

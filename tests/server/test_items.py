@@ -161,3 +161,22 @@ def test_tokens_required(server: Any) -> None:
         wrong = anonymous.get("/items", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         assert anonymous.get("/no-such-route").status_code == 404
+
+
+def test_an_unexpected_error_is_a_json_500_on_a_live_connection(
+    api: httpx.Client, product_type: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lorry.api.routes import items as items_route
+
+    def broken(*_args: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(items_route, "_render_one", broken)
+    created = api.post(
+        "/items", json={"data": {"item_type": "product", "name": "n", "sku": "Z"}}
+    )
+    assert created.status_code == 500
+    assert created.json()["errors"][0]["code"] == "internal_error"
+    assert "boom" not in created.text
+    # The same keep-alive connection still works.
+    assert api.get("/item-types").status_code == 200

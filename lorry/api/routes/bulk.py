@@ -14,7 +14,6 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from lorry.api.body import pointer_of
 from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.query import nested_params
 from lorry.api.responses import JSONResponse
@@ -51,33 +50,41 @@ async def _read_json(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _split_json(body: bytes, kind: str) -> tuple[dict[str, Any], list[msgspec.Raw]]:
-    if not body.strip():
-        raise ApiError.invalid("the request has no body", code="empty_body")
+def _decode(raw: bytes | msgspec.Raw, into: Any, pointer: str, what: str) -> Any:
     try:
-        envelope = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+        return msgspec.json.decode(raw, type=into)
     except msgspec.ValidationError:
-        raise ApiError.invalid("the body must be a JSON object", pointer="/") from None
+        raise ApiError.invalid(
+            f"{what} must be {_NOUN[into]}", pointer=pointer
+        ) from None
     except msgspec.DecodeError as exc:
         raise ApiError.one(
             400, "invalid_json", f"the body is not JSON: {exc}"
         ) from None
+    except RecursionError:
+        raise ApiError.one(
+            400, "invalid_json", "the body is nested too deeply"
+        ) from None
+
+
+_NOUN: dict[Any, str] = {
+    dict[str, msgspec.Raw]: "a JSON object",
+    list[msgspec.Raw]: "a list",
+    Any: "JSON",
+}
+
+
+def _split_json(body: bytes, kind: str) -> tuple[dict[str, Any], list[msgspec.Raw]]:
+    if not body.strip():
+        raise ApiError.invalid("the request has no body", code="empty_body")
     key = _LIST_KEY[kind]
+    envelope = _decode(body, dict[str, msgspec.Raw], "/", "the body")
     if key not in envelope:
         raise ApiError.invalid(
             f"the body has no {key!r} list", pointer=f"/{key}", code="empty_job"
         )
-    try:
-        entries = msgspec.json.decode(envelope.pop(key), type=list[msgspec.Raw])
-    except msgspec.ValidationError:
-        raise ApiError.invalid(
-            f"{key!r} must be a list", pointer=f"/{key}", code="invalid"
-        ) from None
-    try:
-        options = {k: msgspec.json.decode(v) for k, v in envelope.items()}
-    except msgspec.DecodeError as exc:
-        text, pointer = pointer_of(str(exc))
-        raise ApiError.invalid(text, pointer=pointer) from None
+    entries = _decode(envelope.pop(key), list[msgspec.Raw], f"/{key}", repr(key))
+    options = {k: _decode(v, Any, f"/{k}", k) for k, v in envelope.items()}
     return options, entries
 
 
@@ -140,15 +147,13 @@ async def _accept(
         params = nested_params(request.query_params.multi_items())
         raw_options: dict[str, Any] = params
         entries: list[msgspec.Raw] = []
-        prefix = ""
     else:
         body = await _read_json(request, runtime.settings.max_json_bytes)
         raw_options, entries = _split_json(body, kind)
-        prefix = ""
 
     def open_stager() -> Stager:
         with runtime.db.read() as conn:
-            options = check_options(conn, kind, raw_options, prefix)
+            options = check_options(conn, kind, raw_options, in_query=streamed)
         chunk_size = options.get("chunk_size") or runtime.settings.chunk_size
         return Stager(runtime.db, runtime.settings, kind, options, chunk_size, token_id)
 

@@ -4,13 +4,14 @@ from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from lorry.api.body import decode_body
 from lorry.api.deps import RuntimeDep, require
 from lorry.clock import to_iso
 from lorry.errors import ApiError
 from lorry.schema.fields import FieldDef, ItemTypeDef, check_api_key, check_fields
-from lorry.schema.validator import Validator
+from lorry.schema.validator import ItemFailure, Validator
 from lorry.store import item_types as type_store
 
 router = APIRouter(tags=["item types"])
@@ -60,21 +61,26 @@ def resource(t: ItemTypeDef) -> dict[str, Any]:
 
 
 def _check_defaults(api_key: str, fields: list[FieldDef]) -> None:
-    # Compiling the type with its defaults proves them valid for their fields.
+    """Compile the type, and prove each default valid for its field."""
     probe = ItemTypeDef(
         pk=0, id="", api_key=api_key, name="", fields=fields, created_at=0, updated_at=0
     )
+    try:
+        validator = Validator([probe])
+    except Exception as exc:
+        raise ApiError.invalid(
+            f"the fields cannot be compiled into a validator: {exc}",
+            pointer="/data/attributes/fields",
+            code="invalid_field",
+        ) from None
     for i, f in enumerate(fields):
         if f.default is None:
             continue
-        result = Validator([probe]).convert(
-            {"item_type": api_key, f.api_key: f.default}
-        )
-        failure = getattr(result, "code", None)
-        if failure is not None and getattr(result, "field", None) == f.api_key:
+        result = validator.convert({"item_type": api_key, f.api_key: f.default})
+        if isinstance(result, ItemFailure) and result.field in (f.api_key, None):
             raise ApiError.invalid(
                 f"field {f.api_key!r}: the default {f.default!r} is not valid "
-                f"({getattr(result, 'message', '')})",
+                f"({result.message})",
                 pointer=f"/data/attributes/fields/{i}/default",
                 code="invalid_field",
             )
@@ -87,11 +93,15 @@ async def create_item_type(request: Request, runtime: RuntimeDep) -> dict[str, A
     check_api_key(attrs.api_key, "/data/attributes/api_key")
     check_fields(attrs.fields, "/data/attributes/fields")
     _check_defaults(attrs.api_key, attrs.fields)
-    with runtime.db.write() as conn:
-        created = type_store.create(
-            conn, runtime.db.dialect, attrs.api_key, attrs.name, attrs.fields
-        )
-    return {"data": resource(created)}
+
+    def work() -> ItemTypeDef:
+        with runtime.db.write() as conn:
+            return type_store.create(
+                conn, runtime.db.dialect, attrs.api_key, attrs.name, attrs.fields
+            )
+
+    # Writes wait for the write lock: never on the event loop.
+    return {"data": resource(await run_in_threadpool(work))}
 
 
 @router.get("/item-types", dependencies=[require("reader")])
@@ -123,12 +133,17 @@ async def update_item_type(
     if attrs.fields is not None:
         check_fields(attrs.fields, "/data/attributes/fields")
         _check_defaults(api_key, attrs.fields)
-    with runtime.db.write() as conn:
-        old = type_store.find(conn, api_key)
-        if old is None:
-            raise ApiError.not_found("item type", api_key)
-        new = type_store.update(conn, runtime.db.dialect, old, attrs.name, attrs.fields)
-    return {"data": resource(new)}
+
+    def work() -> ItemTypeDef:
+        with runtime.db.write() as conn:
+            old = type_store.find(conn, api_key)
+            if old is None:
+                raise ApiError.not_found("item type", api_key)
+            return type_store.update(
+                conn, runtime.db.dialect, old, attrs.name, attrs.fields
+            )
+
+    return {"data": resource(await run_in_threadpool(work))}
 
 
 @router.delete(

@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 import msgspec
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from lorry.api.body import decode_body
 from lorry.api.deps import RuntimeDep, require
@@ -73,9 +74,14 @@ def _single(runtime: Runtime, kind: str, raw: bytes) -> ChunkOutcome:
 @router.post("/items", status_code=201, dependencies=[require("editor")])
 async def create_item(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     body = await decode_body(request, _Envelope)
-    outcome = _single(runtime, "bulk_create", bytes(body.data))
-    with runtime.db.read() as conn:
-        return {"data": _render_one(conn, outcome.applied[0][1])}
+
+    def work() -> dict[str, Any]:
+        outcome = _single(runtime, "bulk_create", bytes(body.data))
+        with runtime.db.read() as conn:
+            return {"data": _render_one(conn, outcome.applied[0][1])}
+
+    # Writes wait for the write lock: never on the event loop.
+    return await run_in_threadpool(work)
 
 
 @router.get("/items/{item_id}", dependencies=[require("reader")])
@@ -94,11 +100,24 @@ async def update_item(
     for key in ("id", "created_at", "updated_at"):
         attributes.pop(key, None)
     entry: dict[str, Any] = {"id": item_id, "attributes": attributes}
-    if isinstance(meta, dict) and "version" in meta:
-        entry["meta"] = {"version": meta["version"]}
-    _single(runtime, "bulk_update", msgspec.json.encode(entry))
-    with runtime.db.read() as conn:
-        return {"data": _render_one(conn, item_id)}
+    if meta is not None:
+        if not isinstance(meta, dict):
+            raise ApiError.invalid("meta must be an object", pointer="/data/meta")
+        if "version" in meta:
+            version = meta["version"]
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise ApiError.invalid(
+                    f"meta.version must be an integer, not {version!r}",
+                    pointer="/data/meta/version",
+                )
+            entry["meta"] = {"version": version}
+
+    def work() -> dict[str, Any]:
+        _single(runtime, "bulk_update", msgspec.json.encode(entry))
+        with runtime.db.read() as conn:
+            return {"data": _render_one(conn, item_id)}
+
+    return await run_in_threadpool(work)
 
 
 @router.delete("/items/{item_id}", status_code=204, dependencies=[require("editor")])
