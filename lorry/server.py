@@ -80,7 +80,7 @@ def open_runtime(settings: Settings) -> Runtime:
     runner.recover(db)
     pool: Pool
     if settings.worker_mode == "process":
-        pool = ProcessPool(settings, settings.workers)
+        pool = ProcessPool(settings, settings.workers, db)
     else:
         pool = ThreadPool(db, settings, settings.workers)
     return Runtime(settings, db, pool, Checkpointer(db), new_token, lock)

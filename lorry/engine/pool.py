@@ -40,6 +40,9 @@ class _Event(Protocol):
 class Pool(Protocol):
     size: int
 
+    @property
+    def alive(self) -> int: ...
+
     def start(self) -> None: ...
     def wake(self) -> None: ...
     def stop(self, timeout: float = 30.0) -> None: ...
@@ -119,6 +122,10 @@ class ThreadPool:
             self.size,
             extra={"action": "workers_started"},
         )
+
+    @property
+    def alive(self) -> int:
+        return sum(t.is_alive() for t in self._threads)
 
     def wake(self) -> None:
         self._wake.set()

@@ -42,6 +42,7 @@ __all__ = [
     "prepare_claim",
     "recover",
     "release",
+    "release_owner",
     "run_claim",
 ]
 
@@ -354,6 +355,18 @@ def release(db: Database, claim_: Claim) -> None:
             )
             .values(status="pending", lease_owner=None, lease_until=None)
         )
+
+
+def release_owner(db: Database, owner: str) -> int:
+    """Free the chunks leased to a worker known to be dead."""
+    c = job_chunks.c
+    with db.write() as conn:
+        result = conn.execute(
+            sa.update(job_chunks)
+            .where(c.status == "running", c.lease_owner == owner)
+            .values(status="pending", lease_owner=None, lease_until=None)
+        )
+    return int(result.rowcount or 0)
 
 
 def _fail(

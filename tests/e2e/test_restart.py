@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import psutil
 import pytest
 
 from tests.conftest import item_type_body, wait_job
@@ -92,3 +93,55 @@ def test_one_server_per_database(tmp_path: Path) -> None:
             second.stop()
     finally:
         first.stop()
+
+
+def test_a_killed_worker_is_replaced_and_its_chunks_run_once(tmp_path: Path) -> None:
+    server = ServeProcess(tmp_path / "data", free_port(), LORRY_TXN_ITEMS="400")
+    server.start()
+    try:
+        with server.client() as api:
+            fields = [{"api_key": "n", "field_type": "integer", "required": True}]
+            assert api.post(
+                "/item-types", json=item_type_body("row", fields)
+            ).is_success
+            body = b"".join(
+                msgspec.json.encode({"item_type": "row", "n": i}) + b"\n"
+                for i in range(N)
+            )
+            response = api.post(
+                "/items/bulk-create-jobs",
+                content=body,
+                params={"chunk_size": 200},
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+            job_id = response.json()["data"]["id"]
+            deadline = time.monotonic() + 60
+            while (
+                api.get(f"/jobs/{job_id}").json()["data"]["attributes"]["progress"]
+                < 0.1
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            assert server.proc is not None
+            workers = [
+                child
+                for child in psutil.Process(server.proc.pid).children()
+                if "resource_tracker" not in " ".join(child.cmdline())
+            ]
+            assert workers
+            for child in workers:
+                child.kill()
+            job = wait_job(api, job_id, timeout=120)
+            health = api.get("/healthz").json()
+    finally:
+        server.stop()
+
+    assert job["attributes"]["status"] == "completed"
+    assert job["attributes"]["result"]["successful_items"] == N
+    assert health["workers"] == {"expected": 1, "alive": 1}
+    with sqlite3.connect(tmp_path / "data" / "lorry.db") as conn:
+        count, distinct = conn.execute(
+            "SELECT count(*), count(DISTINCT json_extract(data, '$.n')) FROM items"
+        ).fetchone()
+    assert (count, distinct) == (N, N)
+    assert "died" in server.log.read_text()

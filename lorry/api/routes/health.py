@@ -15,4 +15,5 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any]:
     """200 once the server can serve; needs no token."""
     with runtime.db.read() as conn:
         conn.execute(text("SELECT 1"))
-    return {"status": "ok"}
+    pool = runtime.pool
+    return {"status": "ok", "workers": {"expected": pool.size, "alive": pool.alive}}
