@@ -219,7 +219,7 @@ def _input_value(raw: bytes) -> Any:
     # back as a string so that the list itself stays valid JSON.
     try:
         return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return raw.decode("utf-8", "replace")
 
 
