@@ -1,6 +1,7 @@
 """Bulk create: Lorry over HTTP against the raw SQLite limit, in one run.
 
     python bench/bulk_create.py 1000000
+    python bench/bulk_create.py 100000 1000000   # also compares peak memory
 
 (a) raw limit: the same rows inserted into a fresh SQLite file by executemany
     in one transaction, into a table with a unique index on sku;
@@ -14,6 +15,7 @@ ratios measured in the same run, because these machines are noisy.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -167,35 +169,51 @@ def lorry_run(n: int, workdir: Path, port: int) -> Run:
         server_rate = attrs["details"]["items_per_second"]
         rss = {"server": peak_rss_mb(proc.pid)}
         for n_child, child in enumerate(psutil.Process(proc.pid).children()):
-            rss[f"worker {n_child}"] = peak_rss_mb(child.pid)
+            tracker = "resource_tracker" in " ".join(child.cmdline())
+            name = "resource tracker" if tracker else f"worker process {n_child}"
+            rss[name] = peak_rss_mb(child.pid)
         return Run(n / elapsed, accepted, float(server_rate), rss)
     finally:
         proc.terminate()
         proc.wait(60)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("n", type=int, help="number of items")
-    parser.add_argument("--port", type=int, default=8731)
-    args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory(prefix="lorry-bench-") as tmp:
-        workdir = Path(tmp)
-        raw = raw_limit(args.n, workdir)
-        run = lorry_run(args.n, workdir, args.port)
-
-    print(f"bulk create, N = {args.n:,} ({os.cpu_count()} cores)")
+def report(n: int, raw: float, run: Run) -> None:
+    print(f"bulk create, N = {n:,} ({os.cpu_count()} cores)")
     print(f"  raw limit (executemany, one txn)  {raw:>12,.0f} items/s")
     print(f"  Lorry (HTTP submit to completed)  {run.rate:>12,.0f} items/s")
     print(f"  Lorry (job running phase only)    {run.running_rate:>12,.0f} items/s")
     print(f"  upload and staging (until 202)    {run.accept_seconds:>12.2f} s")
     print(f"  ratio Lorry / raw                 {run.rate / raw:>12.2f}")
     for name, mb in run.peak_rss_mb.items():
-        print(f"  peak RSS, {name:<23}{mb:>12.0f} MB")
-    print(
-        f"  peak RSS, all processes         {sum(run.peak_rss_mb.values()):>12.0f} MB"
-    )
+        print(f"  peak RSS, {name:<23}{mb:>10.0f} MB")
+    print(f"  peak RSS, all processes         {total_rss(run):>12.0f} MB")
+
+
+def total_rss(run: Run) -> float:
+    return sum(run.peak_rss_mb.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int, nargs="+", help="numbers of items, one run each")
+    parser.add_argument("--port", type=int, default=8731)
+    args = parser.parse_args()
+
+    runs: list[tuple[int, Run]] = []
+    for n in args.n:
+        with tempfile.TemporaryDirectory(prefix="lorry-bench-") as tmp:
+            workdir = Path(tmp)
+            raw = raw_limit(n, workdir)
+            run = lorry_run(n, workdir, args.port)
+        report(n, raw, run)
+        runs.append((n, run))
+    for (n_small, small), (n_big, big) in itertools.pairwise(runs):
+        print(
+            f"peak RSS at N = {n_big:,} / at N = {n_small:,}: "
+            f"{total_rss(big) / total_rss(small):.2f} (all processes), "
+            f"{big.peak_rss_mb['server'] / small.peak_rss_mb['server']:.2f} (server)"
+        )
 
 
 if __name__ == "__main__":

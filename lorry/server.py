@@ -72,7 +72,13 @@ def open_runtime(settings: Settings) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     lock_path = settings.server_lock_file
     lock = _lock_database(settings, lock_path) if lock_path else None
-    db = Database(settings.url, lock_file=settings.write_lock_file)
+    # With worker processes, this process only stages input: a small cache.
+    threads = settings.worker_mode == "thread"
+    db = Database(
+        settings.url,
+        lock_file=settings.write_lock_file,
+        write_cache_mb=settings.worker_cache_mb if threads else 8,
+    )
     upgrade(db)
     with db.write() as conn:
         new_token = tokens.bootstrap(conn, settings.admin_token)

@@ -49,9 +49,17 @@ def preparer_main(
             except EOFError:
                 return
             claim = Claim(job_id, kind, dict(options), tuple(seqs), owner)
+            # Chunk by chunk, kept encoded: a chunk's many Python objects live
+            # only while it is validated. All is sent once done, because a
+            # send blocks until the worker, busy writing, reads.
             try:
-                ready = runner.prepare_claim(db, claim)
-                blob = encode_prepared(ready.prepared)
+                ctx = runner.load_context(db, claim)
+                blobs = [
+                    encode_prepared([prepared])
+                    for prepared in runner.iter_prepared(db, claim, ctx)
+                ]
+                for blob in blobs:
+                    conn.send_bytes(blob)
             except Exception:
                 log.exception(
                     "preparing job %s chunks %s failed; the worker will retry",
@@ -59,8 +67,7 @@ def preparer_main(
                     seqs,
                     extra={"action": "prepare_error", "job_id": job_id},
                 )
-                blob = _FAILED
-            conn.send_bytes(blob)
+                conn.send_bytes(_FAILED)
     finally:
         db.dispose()
 
@@ -96,17 +103,19 @@ class Preparer:
             return None
         self._handed = None
         started = time.perf_counter()
-        try:
-            blob = self.conn.recv_bytes()
-        except (EOFError, OSError):
-            self.alive = False
-            log.warning(
-                "the preparer process is gone; preparing in the worker",
-                extra={"action": "preparer_lost", "job_id": claim.job_id},
-            )
-            return None
-        if blob == _FAILED:
-            return None
         ctx = runner.load_context(db, claim)
-        prepared = decode_prepared(blob, ctx)
+        prepared = []
+        for _ in claim.seqs:
+            try:
+                blob = self.conn.recv_bytes()
+            except (EOFError, OSError):
+                self.alive = False
+                log.warning(
+                    "the preparer process is gone; preparing in the worker",
+                    extra={"action": "preparer_lost", "job_id": claim.job_id},
+                )
+                return None
+            if blob == _FAILED:
+                return None
+            prepared.extend(decode_prepared(blob, ctx))
         return runner.PreparedClaim(ctx, prepared, time.perf_counter() - started)

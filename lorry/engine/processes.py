@@ -100,7 +100,11 @@ def _worker_main(
         level=log_level,
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
-    db = Database(settings.url, lock_file=settings.write_lock_file)
+    db = Database(
+        settings.url,
+        lock_file=settings.write_lock_file,
+        write_cache_mb=settings.worker_cache_mb,
+    )
     sock.setblocking(False)
     signal = _Signal(sock)
     log.info("worker %s started", owner, extra={"action": "worker_started"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,6 +38,7 @@ __all__ = [
     "PreparedClaim",
     "claim",
     "fail_job",
+    "iter_prepared",
     "load_context",
     "prepare_claim",
     "recover",
@@ -127,16 +128,17 @@ def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | No
     return Claim(job_id, kind, options, tuple(seqs), owner)
 
 
-def _load(db: Database, claim_: Claim) -> tuple[list[ChunkInput], JobContext]:
+def _chunk_inputs(db: Database, claim_: Claim) -> Iterator[ChunkInput]:
+    """A claim's staged input, one chunk at a time (a claim may be large)."""
     c = job_chunks.c
-    with db.read() as conn:
-        rows = conn.execute(
-            sa.select(c.seq, c.first_index, c.input)
-            .where(c.job_id == claim_.job_id, c.seq.in_(claim_.seqs))
-            .order_by(c.seq)
-        ).all()
-    chunks = [ChunkInput(r.seq, r.first_index, decode_entries(r.input)) for r in rows]
-    return chunks, load_context(db, claim_)
+    for seq in claim_.seqs:
+        with db.read() as conn:
+            row = conn.execute(
+                sa.select(c.first_index, c.input).where(
+                    c.job_id == claim_.job_id, c.seq == seq
+                )
+            ).one()
+        yield ChunkInput(seq, row.first_index, decode_entries(row.input))
 
 
 def load_context(db: Database, claim_: Claim) -> JobContext:
@@ -156,12 +158,18 @@ class PreparedClaim:
     seconds: float
 
 
+def iter_prepared(db: Database, claim_: Claim, ctx: JobContext) -> Iterator[Prepared]:
+    """Load, parse and validate a claim's chunks one by one (no lock, no writes)."""
+    prepare, _apply = _KINDS[claim_.kind]
+    for chunk in _chunk_inputs(db, claim_):
+        yield prepare(ctx, chunk)
+
+
 def prepare_claim(db: Database, claim_: Claim) -> PreparedClaim:
     """Load, parse and validate a claim's chunks (no lock, no writes)."""
     started = time.perf_counter()
-    prepare, _apply = _KINDS[claim_.kind]
-    chunks, ctx = _load(db, claim_)
-    prepared = [prepare(ctx, chunk) for chunk in chunks]
+    ctx = load_context(db, claim_)
+    prepared = list(iter_prepared(db, claim_, ctx))
     return PreparedClaim(ctx, prepared, time.perf_counter() - started)
 
 

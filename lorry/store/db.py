@@ -46,12 +46,6 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     )
 
 
-def _sqlite_writer_cache(dbapi_connection: Any, _record: Any) -> None:
-    # The one writing connection keeps the hot pages of the indexes that bulk
-    # inserts touch; readers make do with a small cache each.
-    dbapi_connection.execute("PRAGMA cache_size=-65536")
-
-
 def _sqlite_on_begin(conn: sa.Connection) -> None:
     # A write transaction takes the write lock up front: a deferred one that
     # upgrades later can fail with SQLITE_BUSY instead of waiting.
@@ -95,7 +89,9 @@ class WriteLock:
 class Database:
     """Owns the SQLAlchemy engine; hands out read and write transactions."""
 
-    def __init__(self, url: str, *, lock_file: Path | None = None) -> None:
+    def __init__(
+        self, url: str, *, lock_file: Path | None = None, write_cache_mb: int = 8
+    ) -> None:
         self.url = url
         kwargs: dict[str, Any] = {}
         is_sqlite = url.startswith("sqlite")
@@ -120,7 +116,14 @@ class Database:
             for engine in (self.engine, self.write_engine):
                 event.listen(engine, "connect", _sqlite_on_connect)
                 event.listen(engine, "begin", _sqlite_on_begin)
-            event.listen(self.write_engine, "connect", _sqlite_writer_cache)
+            # A worker's one writing connection keeps the hot pages of the
+            # indexes that bulk inserts touch; elsewhere a small cache will do.
+            cache_pragma = f"PRAGMA cache_size=-{int(write_cache_mb) * 1024}"
+
+            def writer_cache(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute(cache_pragma)
+
+            event.listen(self.write_engine, "connect", writer_cache)
         self.dialect: Dialect = dialect_for(self.engine.dialect.name)
         self.write_lock: AbstractContextManager[Any] = nullcontext()
         if is_sqlite:
