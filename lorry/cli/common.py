@@ -12,12 +12,20 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
-from lorry.client import Client, Job, LorryError
+from lorry.client import (
+    AuthenticationError,
+    BadRequest,
+    Client,
+    Job,
+    LorryError,
+    UnprocessableEntity,
+)
 
 __all__ = [
     "DEFAULT_URL",
     "EXIT_COMPLETED_WITH_ERRORS",
     "EXIT_FAILED",
+    "EXIT_USAGE",
     "JsonOption",
     "TokenOption",
     "UrlOption",
@@ -35,6 +43,7 @@ __all__ = [
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 EXIT_COMPLETED_WITH_ERRORS = 3
 
 #: Data goes to stdout; progress, warnings and errors to stderr.
@@ -98,9 +107,22 @@ def fail(message: str, *, code: int = EXIT_FAILED) -> NoReturn:
 @contextmanager
 def client_session(url: str, token: str | None, verbose: bool) -> Iterator[Client]:
     """Yield a client; report a client error as one line and exit 1."""
+    if not token:
+        fail(
+            "no API token: pass --token or set LORRY_TOKEN "
+            "(the first `lorry serve` printed the admin token)",
+            code=EXIT_USAGE,
+        )
     try:
         with _request_logging(verbose), make_client(url, token) as client:
             yield client
+    except AuthenticationError as exc:
+        fail(f"{exc} (check --token / LORRY_TOKEN)")
+    except (BadRequest, UnprocessableEntity) as exc:
+        # The server refused what this command sent: a usage error.
+        if verbose:
+            err.print_exception()
+        fail(str(exc), code=EXIT_USAGE)
     except LorryError as exc:
         if verbose:
             err.print_exception()

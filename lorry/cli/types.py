@@ -143,6 +143,16 @@ def create(
     name = name or attributes.get("name")
     if not name:
         raise typer.BadParameter("give the item type a name", param_hint="--name")
+    for f in fields:
+        validators = f.get("validators") or {}
+        if f.get("field_type") in ("link", "links") and not validators.get(
+            "item_types"
+        ):
+            raise typer.BadParameter(
+                f"say what link field {f.get('api_key')!r} points at, e.g. "
+                f"--link-target {f.get('api_key')}=TYPE",
+                param_hint="--link-target",
+            )
 
     with client_session(url, token, verbose) as client:
         item_type = client.item_types.create(api_key=api_key, name=name, fields=fields)

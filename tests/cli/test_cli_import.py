@@ -252,7 +252,9 @@ def test_import__bad_token_prints_the_api_detail(
     )
 
     assert result.exit_code == 1
-    assert result.stderr == "error: missing or invalid API token\n"
+    assert result.stderr == (
+        "error: missing or invalid API token (check --token / LORRY_TOKEN)\n"
+    )
 
 
 def test_import__server_down_is_one_line_and_verbose_shows_the_traceback(

@@ -115,7 +115,9 @@ def test_create__api_error_is_one_line(server: Any, lorry: Lorry) -> None:
     result = lorry("types", "create", "x", "--name", "X", env={"LORRY_TOKEN": "bad"})
 
     assert result.exit_code == 1
-    assert result.stderr == "error: missing or invalid API token\n"
+    assert result.stderr == (
+        "error: missing or invalid API token (check --token / LORRY_TOKEN)\n"
+    )
 
 
 def test_list__table_and_json(server: Any, lorry: Lorry) -> None:
@@ -153,3 +155,9 @@ def test_help_shows_the_env_vars(lorry: Lorry) -> None:
 
     assert "LORRY_URL" in result.stdout
     assert "LORRY_TOKEN" in result.stdout
+
+
+def test_no_token_is_a_usage_error(server: Any, lorry: Lorry) -> None:
+    result = lorry("types", "list", env={"LORRY_TOKEN": ""})
+    assert result.exit_code == 2
+    assert "LORRY_TOKEN" in result.stderr
