@@ -69,13 +69,19 @@ def show(
     token: TokenOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Show a job: status, progress, counts and its first errors."""
+    """Show a job: status, progress, counts and its first errors.
+
+    Exits like ``wait`` once the job has ended (0 completed, 3 completed with
+    errors, 1 failed or cancelled), and 0 while it still runs.
+    """
     with client_session(url, token, verbose) as client:
         job = client.jobs.find(job_id)
     if as_json:
         print_json(job)
     else:
         print_job(job)
+    if job.is_finished:
+        raise typer.Exit(exit_code_for(job))
 
 
 @jobs_app.command("wait")

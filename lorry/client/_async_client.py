@@ -288,8 +288,12 @@ class AsyncJobs:
 
     def failed_items(
         self, job: str | Job, *, page_size: int = 1000
-    ) -> AsyncIterator[Item]:
-        """Iterate over the input of every failed item, ready to resubmit."""
+    ) -> AsyncIterator[Any]:
+        """Iterate over the input of every failed item, ready to resubmit.
+
+        Usually an object; a destroy job's input is the bare id, and input
+        that was not JSON comes back as its text.
+        """
         return self._entries(job, "failed-items", page_size)
 
     def _entries(

@@ -173,7 +173,9 @@ def list_jobs(
 def job_entries(
     job: str | Job, entries: JobEntries, offset: int, limit: int
 ) -> Call[Page[Any]]:
-    kind: type[Any] = JobItemError if entries == "errors" else Item
+    # A failed item's input is whatever was sent: not always an object.
+    kinds: dict[str, Any] = {"errors": JobItemError, "data": Item, "failed-items": Any}
+    kind = kinds[entries]
     params = [("page[limit]", str(limit)), ("page[offset]", str(offset))]
     return Call(
         "GET",

@@ -271,8 +271,12 @@ class Jobs:
         """Iterate over every per-item error of the job, in input order."""
         return self._entries(job, "errors", page_size)
 
-    def failed_items(self, job: str | Job, *, page_size: int = 1000) -> Iterator[Item]:
-        """Iterate over the input of every failed item, ready to resubmit."""
+    def failed_items(self, job: str | Job, *, page_size: int = 1000) -> Iterator[Any]:
+        """Iterate over the input of every failed item, ready to resubmit.
+
+        Usually an object; a destroy job's input is the bare id, and input
+        that was not JSON comes back as its text.
+        """
         return self._entries(job, "failed-items", page_size)
 
     def _entries(

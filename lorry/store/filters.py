@@ -33,6 +33,10 @@ _ORDERABLE |= {"enum", "link", "timestamp"}
 _TEXT_TYPES = frozenset({"string", "text", "enum", "link"})
 
 
+def _a(word: str) -> str:
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
+
+
 def _param(path: str) -> str:
     return f"filter[fields]{path}"
 
@@ -82,7 +86,7 @@ def _coerce(value: Any, field_type: str, where: str) -> Any:
             raise ApiError.one(
                 400,
                 "invalid_filter",
-                f"{where}: a {field_type} field can only be filtered with exists",
+                f"{where}: {_a(field_type)} field can only be filtered with exists",
                 parameter=where,
             )
         text = str(value)
@@ -104,10 +108,11 @@ def _column(
     if key in _SYSTEM:
         return items.c[key], _SYSTEM[key]
     if type_def is None:
+        doing = "ordering by" if where == "order_by" else "filtering on"
         raise ApiError.one(
             400,
             "invalid_filter",
-            f"{where}: filtering on field {key!r} needs exactly one filter[type]",
+            f"{where}: {doing} field {key!r} needs exactly one filter[type]",
             parameter=where,
         )
     f = type_def.field(key)
@@ -137,7 +142,7 @@ def _condition(
             raise ApiError.one(
                 400,
                 "invalid_filter",
-                f"{where}: matches works on text fields, not on a {field_type} field",
+                f"{where}: matches works on text fields, not on {_a(field_type)} field",
                 parameter=where,
             )
         pattern = str(value)
@@ -202,7 +207,7 @@ def compile_order(
             raise ApiError.one(
                 400,
                 "invalid_order",
-                f"order_by: cannot order by a {field_type} field",
+                f"order_by: cannot order by {_a(field_type)} field",
                 parameter="order_by",
             )
         clauses.append(col.desc() if desc else col.asc())

@@ -79,6 +79,7 @@ def test_errors_and_filters(client: Client) -> None:
     # The input of a failed destroy is the bare id: not an object.
     assert gone.attributes.result.failed_items_data == [missing]
     assert [e.id for e in gone.attributes.result.errors] == [missing]
+    assert list(client.jobs.failed_items(gone.id)) == [missing]
 
 
 def test_wait_times_out_without_cancelling(make_server: Any) -> None:
