@@ -146,6 +146,11 @@ class ItemBuilder:
 
     def resolve(self, columns: Iterable[str]) -> None:
         """Decide where new columns go, warning once about the dropped ones."""
+        columns = list(columns)
+        if not self._columns and self._warn is not None:
+            missing = [c for c in self._overrides if c not in columns]
+            if missing:
+                self._warn(f"--map names columns the file does not have: {missing}")
         dropped = []
         for column in columns:
             if column in self._columns:
