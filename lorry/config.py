@@ -40,10 +40,10 @@ class Settings:
     #: Most items one chunk transaction applies: consecutive chunks of one job
     #: are applied together up to this many, because on SQLite the size of a
     #: transaction is the main lever on write speed.
-    txn_items: int = 25_000
+    txn_items: int = 50_000
     #: SQLite page cache of a worker's writing connection: the unique indexes
     #: that every insert probes should fit.
-    worker_cache_mb: int = 64
+    worker_cache_mb: int = 48
     #: A claimed chunk whose worker has not finished it by then is run again.
     lease_seconds: int = 300
     #: Largest NDJSON (streamed) body of a bulk job.
@@ -93,8 +93,8 @@ class Settings:
             "worker_mode": os.environ.get("LORRY_WORKER_MODE", "process"),
             "prepare_ahead": os.environ.get("LORRY_PREPARE_AHEAD", "1") != "0",
             "chunk_size": _env_int("LORRY_CHUNK_SIZE", 1000),
-            "txn_items": _env_int("LORRY_TXN_ITEMS", 25_000),
-            "worker_cache_mb": _env_int("LORRY_WORKER_CACHE_MB", 64),
+            "txn_items": _env_int("LORRY_TXN_ITEMS", 50_000),
+            "worker_cache_mb": _env_int("LORRY_WORKER_CACHE_MB", 48),
             "lease_seconds": _env_int("LORRY_LEASE_SECONDS", 300),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
