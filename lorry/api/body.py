@@ -35,11 +35,20 @@ async def decode_body(request: Request, into: type[T]) -> T:
         raise ApiError.one(
             413, "body_too_large", f"the body is larger than {MAX_SMALL_BODY} bytes"
         )
-    body = await request.body()
-    if len(body) > MAX_SMALL_BODY:
-        raise ApiError.one(
-            413, "body_too_large", f"the body is larger than {MAX_SMALL_BODY} bytes"
-        )
+    # Read as it comes, so that a chunked body without a length cannot make
+    # the server hold more than the limit.
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > MAX_SMALL_BODY:
+            raise ApiError.one(
+                413,
+                "body_too_large",
+                f"the body is larger than {MAX_SMALL_BODY} bytes",
+            )
+        parts.append(part)
+    body = b"".join(parts)
     if not body.strip():
         raise ApiError.invalid("the request has no body", code="empty_body")
     check_json_type(request)

@@ -32,6 +32,9 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
         except msgspec.DecodeError as exc:
             failure = ItemFailure("invalid_json", f"not valid JSON: {exc}")
             prepared.failures.append((index, None, failure, entry))
+        except RecursionError:
+            failure = ItemFailure("invalid_json", "the entry is nested too deeply")
+            prepared.failures.append((index, None, failure, entry))
         else:
             if is_id(value):
                 prepared.ids.append((index, value, entry))

@@ -24,7 +24,10 @@ def _as_list(value: Any) -> list[Any]:
 
 def _coerce_lookup(value: Any, field_type: str) -> Any:
     if field_type == "integer":
-        return msgspec.convert(value, int, strict=False)
+        number = msgspec.convert(value, int, strict=False)
+        if not -(2**63) <= number < 2**63:
+            raise msgspec.ValidationError(f"{number} is not a 64-bit integer")
+        return number
     if field_type == "float":
         return msgspec.convert(value, float, strict=False)
     return str(value)
@@ -118,7 +121,10 @@ def _check(
             table = resolved.get(link.key, {})
             ids = []
             for v in values:
-                found = table.get(_coerce_lookup(v, target_field.field_type))
+                try:
+                    found = table.get(_coerce_lookup(v, target_field.field_type))
+                except msgspec.ValidationError:
+                    found = None
                 if found is None:
                     return ItemFailure(
                         "link_not_found",

@@ -38,7 +38,7 @@ STAGING = "staging"
 
 #: A chunk that failed this many times fails its job: it is taken to be a
 #: poison chunk (one that kills or breaks its worker every time).
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8
 
 
 class PreFailed(msgspec.Struct, array_like=True, frozen=True):

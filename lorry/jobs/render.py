@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from lorry.clock import now_us, to_iso
 from lorry.jobs.model import FINAL_STATUSES, STAGING
+from lorry.schema.validator import MAX_JSON_DEPTH, too_deep
 from lorry.store import item_types as type_store
 from lorry.store import items as item_store
 from lorry.store.tables import job_chunks, job_errors, jobs
@@ -25,6 +26,9 @@ __all__ = [
 
 #: Entries of data, errors and failed_items_data shown inside the job.
 INLINE_LIMIT = 1000
+#: failed_items_data inside the job stops past this many bytes of input:
+#: a job is polled, and its failed inputs may be large.
+INLINE_BYTES = 1 << 20
 _decode_output = msgspec.msgpack.Decoder(list[tuple[int, str]]).decode
 
 
@@ -123,7 +127,9 @@ def job_resource(
 def _result(conn: sa.Connection, row: Any) -> dict[str, Any]:
     data, data_total = data_page(conn, row, INLINE_LIMIT, 0)
     errors, errors_total = errors_page(conn, row.id, INLINE_LIMIT, 0)
-    inputs, _ = failed_inputs(conn, row.id, INLINE_LIMIT, 0)
+    inputs, inputs_total = failed_inputs(
+        conn, row.id, INLINE_LIMIT, 0, max_bytes=INLINE_BYTES
+    )
     return {
         "processed_items": row.processed_items,
         "successful_items": row.successful_items,
@@ -135,6 +141,7 @@ def _result(conn: sa.Connection, row: Any) -> dict[str, Any]:
         "truncated": {
             "data": data_total > len(data),
             "errors": errors_total > len(errors),
+            "failed_items_data": inputs_total > len(inputs),
         },
         "links": {
             "data": f"/jobs/{row.id}/data",
@@ -215,16 +222,24 @@ def errors_page(
 
 
 def _input_value(raw: bytes) -> Any:
-    # The input as it came, ready to resubmit; text that was not JSON comes
-    # back as a string so that the list itself stays valid JSON.
+    # The input as it came, ready to resubmit; text that was not JSON (or is
+    # nested past what a response may hold) comes back as a string, so that
+    # the list itself stays valid JSON.
     try:
-        return msgspec.json.decode(raw)
+        value = msgspec.json.decode(raw)
     except (msgspec.DecodeError, RecursionError):
         return raw.decode("utf-8", "replace")
+    if too_deep(value, MAX_JSON_DEPTH):
+        return raw.decode("utf-8", "replace")
+    return value
 
 
 def failed_inputs(
-    conn: sa.Connection, job_id: str, limit: int, offset: int
+    conn: sa.Connection,
+    job_id: str,
+    limit: int,
+    offset: int,
+    max_bytes: int | None = None,
 ) -> tuple[list[Any], int]:
     e = job_errors.c
     total = conn.execute(
@@ -237,4 +252,11 @@ def failed_inputs(
         .limit(limit)
         .offset(offset)
     )
-    return [_input_value(r[0]) for r in rows], int(total)
+    inputs: list[Any] = []
+    size = 0
+    for (raw,) in rows:
+        size += len(raw)
+        if max_bytes is not None and inputs and size > max_bytes:
+            break
+        inputs.append(_input_value(raw))
+    return inputs, int(total)

@@ -117,7 +117,6 @@ def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | No
             status="running",
             lease_owner=owner,
             lease_until=now + settings.lease_seconds * 1_000_000,
-            attempts=c.attempts + 1,
         )
     )
     conn.execute(
@@ -227,6 +226,7 @@ def _run(
     ctx = ready.ctx
 
     prepared_at = time.perf_counter()
+    _count_attempt(db, claim_)
     following = None
     with db.write() as conn:
         locked_at = time.perf_counter()
@@ -259,6 +259,27 @@ def _run(
         },
     )
     return following
+
+
+def _count_attempt(db: Database, claim_: Claim) -> None:
+    """Record, in its own commit, that these chunks are about to be written.
+
+    Counted here, not when leased: a worker leases its next batch before it
+    writes the current one, and a batch that never reached its write did not
+    fail. A batch that kills its worker every time it is written does fail,
+    after MAX_ATTEMPTS.
+    """
+    c = job_chunks.c
+    with db.write() as conn:
+        conn.execute(
+            sa.update(job_chunks)
+            .where(
+                c.job_id == claim_.job_id,
+                c.seq.in_(claim_.seqs),
+                c.lease_owner == claim_.owner,
+            )
+            .values(attempts=c.attempts + 1)
+        )
 
 
 def _record(
@@ -381,6 +402,7 @@ def _fail(
     conn: sa.Connection, job_id: str, code: str, message: str, details: dict[str, Any]
 ) -> None:
     now = now_us()
+    retain = int(timedelta(days=Settings().job_retention_days).total_seconds() * 1e6)
     conn.execute(
         sa.update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE_STATUSES))
@@ -389,6 +411,7 @@ def _fail(
             error={"code": code, "message": message, "details": details},
             finished_at=now,
             updated_at=now,
+            expires_at=now + retain,
         )
     )
     log.error(

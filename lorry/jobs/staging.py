@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 
 #: Chunks written per staging transaction.
 _FLUSH_CHUNKS = 8
+#: A chunk is also cut at this many bytes of input, and staged chunks are
+#: written once they hold this many: large items make fewer, smaller
+#: chunks, not blobs past SQLite's limit or a body held in memory.
+CHUNK_BYTES = 8 << 20
+_FLUSH_BYTES = 32 << 20
 
 
 class _IdOnly(msgspec.Struct):
@@ -58,7 +63,9 @@ class Stager:
         self.job_id = new_id()
         self.count = 0
         self._entries: list[Entry] = []
+        self._entry_bytes = 0
         self._chunks: list[dict[str, Any]] = []
+        self._chunk_bytes = 0
         self._seq = 0
         # Update and destroy jobs must name each item once; a set of ids is
         # the price of reporting the second mention as duplicate_id.
@@ -95,8 +102,9 @@ class Stager:
         elif self._seen is not None:
             entry = self._dedupe(raw)
         self._entries.append(entry)
+        self._entry_bytes += len(raw)
         self.count += 1
-        if len(self._entries) >= self.chunk_size:
+        if len(self._entries) >= self.chunk_size or self._entry_bytes >= CHUNK_BYTES:
             self._cut()
 
     def add_many(self, raws: list[bytes]) -> None:
@@ -104,20 +112,28 @@ class Stager:
         if (
             self._seen is not None
             or not raws
-            or max(map(len, raws)) > self.settings.max_item_bytes
+            or max(map(len, raws)) > min(self.settings.max_item_bytes, 4096)
             or self.count + len(raws) > self.settings.max_items_per_job
         ):
+            # Large items (or update/destroy jobs) go one by one, so that
+            # byte limits and duplicate ids are checked for each.
             for raw in raws:
                 self.add(raw)
             return
         start = 0
         while start < len(raws):
-            room = self.chunk_size - len(self._entries)
+            # Slices of at most 2048 items of at most 4 KiB keep a chunk near
+            # CHUNK_BYTES even when chunk_size is large.
+            room = min(self.chunk_size - len(self._entries), 2048)
             taken = raws[start : start + room]
             self._entries.extend(taken)
+            self._entry_bytes += sum(map(len, taken))
             self.count += len(taken)
             start += len(taken)
-            if len(self._entries) >= self.chunk_size:
+            if (
+                len(self._entries) >= self.chunk_size
+                or self._entry_bytes >= CHUNK_BYTES
+            ):
                 self._cut()
 
     def _dedupe(self, raw: bytes) -> Entry:
@@ -144,6 +160,7 @@ class Stager:
     def _cut(self) -> None:
         if not self._entries:
             return
+        blob = encode_entries(self._entries)
         self._chunks.append(
             {
                 "job_id": self.job_id,
@@ -151,15 +168,17 @@ class Stager:
                 "status": "pending",
                 "first_index": self.count - len(self._entries),
                 "item_count": len(self._entries),
-                "input": encode_entries(self._entries),
+                "input": blob,
             }
         )
+        self._chunk_bytes += len(blob)
         self._seq += 1
         self._entries = []
+        self._entry_bytes = 0
 
     @property
     def wants_flush(self) -> bool:
-        return len(self._chunks) >= _FLUSH_CHUNKS
+        return len(self._chunks) >= _FLUSH_CHUNKS or self._chunk_bytes >= _FLUSH_BYTES
 
     def flush(self) -> None:
         if not self._chunks:
@@ -167,6 +186,7 @@ class Stager:
         with self.db.write() as conn:
             conn.execute(sa.insert(job_chunks), self._chunks)
         self._chunks = []
+        self._chunk_bytes = 0
 
     def finish(self) -> str:
         """Store what is left and hand the job to the workers."""

@@ -49,6 +49,9 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
         except msgspec.DecodeError as exc:
             failure = ItemFailure("invalid_json", f"not valid JSON: {exc}")
             prepared.failures.append((index, None, failure, entry))
+        except RecursionError:
+            failure = ItemFailure("invalid_json", "the entry is nested too deeply")
+            prepared.failures.append((index, None, failure, entry))
         else:
             version = (parsed.meta or {}).get("version")
             if version is not None and (

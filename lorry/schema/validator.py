@@ -27,6 +27,7 @@ from lorry.schema.fields import FieldDef, ItemTypeDef
 from lorry.schema.patterns import compile_pattern
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "CompiledType",
     "ItemFailure",
     "LinkField",
@@ -193,16 +194,21 @@ def compile_type(type_def: ItemTypeDef, link_by: dict[str, str]) -> CompiledType
         by = link_by.get(f.api_key) if f.field_type in ("link", "links") else None
         ann = _annotation(f, by)
         name = _attr(f.api_key)
-        if f.required and f.default is None:
+        # A default is stored like a given value: converted to the field's
+        # type here, so that "5" in an integer field's definition stores 5.
+        default = (
+            None if f.default is None else msgspec.convert(f.default, ann, strict=False)
+        )
+        if f.required and default is None:
             spec.append((name, ann, msgspec.field(name=f.api_key)))
-        elif isinstance(f.default, (dict, list)):
+        elif isinstance(default, (dict, list)):
             spec.append((name, ann | None, msgspec.field(
-                default_factory=functools.partial(copy.deepcopy, f.default),
+                default_factory=functools.partial(copy.deepcopy, default),
                 name=f.api_key,
             )))  # fmt: skip
         else:
             spec.append(
-                (name, ann | None, msgspec.field(default=f.default, name=f.api_key))
+                (name, ann | None, msgspec.field(default=default, name=f.api_key))
             )
         if f.field_type in ("string", "text") and not f.validators.enum:
             texts.append((name, f.validators.pattern))
@@ -269,7 +275,7 @@ def _stamp(value: dt.datetime) -> int:
     return (value - _EPOCH) // _ONE_US
 
 
-def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     level: list[Any] = [value]
     for _ in range(limit):
         level = [
@@ -356,7 +362,7 @@ def _make_finisher(compiled: CompiledType) -> Callable[[Any], Valid | ItemFailur
         "compiled": compiled,
         "encode": _encode,
         "stamp": _stamp,
-        "too_deep": _too_deep,
+        "too_deep": too_deep,
         **patterns,
     }
     exec("\n".join(lines), namespace)

@@ -33,6 +33,18 @@ _ORDERABLE |= {"enum", "link", "timestamp"}
 _TEXT_TYPES = frozenset({"string", "text", "enum", "link"})
 
 
+#: Bounds on one query, so that no request builds a statement SQLite refuses.
+MAX_CONDITIONS = 50
+MAX_VALUES = 1000
+MAX_ORDER_TERMS = 10
+
+
+def _too_many(what: str, limit: int, where: str) -> ApiError:
+    return ApiError.one(
+        400, "invalid_filter", f"{where}: at most {limit} {what}", parameter=where
+    )
+
+
 def _a(word: str) -> str:
     return f"an {word}" if word[0] in "aeiou" else f"a {word}"
 
@@ -154,7 +166,10 @@ def _condition(
             ) from None
         return dialect.matches(col, pattern)
     if op in ("in", "not_in"):
-        values = [_coerce(v, field_type, where) for v in _split_list(value, where)]
+        listed = _split_list(value, where)
+        if len(listed) > MAX_VALUES:
+            raise _too_many("values", MAX_VALUES, where)
+        values = [_coerce(v, field_type, where) for v in listed]
         return col.in_(values) if op == "in" else sa.not_(col.in_(values))
     v = _coerce(value, field_type, where)
     ops: dict[str, ColumnElement[bool]] = {
@@ -173,6 +188,9 @@ def compile_filter(
 ) -> list[ColumnElement[bool]]:
     """Return the WHERE conditions for ``filter[fields]``."""
     conditions: list[ColumnElement[bool]] = []
+    count = sum(len(ops) if isinstance(ops, dict) else 1 for ops in fields.values())
+    if count > MAX_CONDITIONS:
+        raise _too_many("conditions", MAX_CONDITIONS, "filter[fields]")
     for key, ops in fields.items():
         where = _param(f"[{key}]")
         col, field_type = _column(key, type_def, dialect, where)
@@ -196,7 +214,10 @@ def compile_order(
     order_by: str | None, type_def: ItemTypeDef | None, dialect: Dialect
 ) -> list[ColumnElement[Any]]:
     clauses: list[ColumnElement[Any]] = []
-    for part in (order_by or "").split(","):
+    parts = (order_by or "").split(",")
+    if len(parts) > MAX_ORDER_TERMS:
+        raise _too_many("terms", MAX_ORDER_TERMS, "order_by")
+    for part in parts:
         part = part.strip()
         if not part:
             continue

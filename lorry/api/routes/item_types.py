@@ -60,30 +60,47 @@ def resource(t: ItemTypeDef) -> dict[str, Any]:
     }
 
 
+def _probe(api_key: str, fields: list[FieldDef]) -> Validator:
+    return Validator(
+        [
+            ItemTypeDef(
+                pk=0,
+                id="",
+                api_key=api_key,
+                name="",
+                fields=fields,
+                created_at=0,
+                updated_at=0,
+            )
+        ]
+    )
+
+
 def _check_defaults(api_key: str, fields: list[FieldDef]) -> None:
     """Compile the type, and prove each default valid for its field."""
-    probe = ItemTypeDef(
-        pk=0, id="", api_key=api_key, name="", fields=fields, created_at=0, updated_at=0
-    )
-    try:
-        validator = Validator([probe])
-    except Exception as exc:
-        raise ApiError.invalid(
-            f"the fields cannot be compiled into a validator: {exc}",
-            pointer="/data/attributes/fields",
-            code="invalid_field",
-        ) from None
     for i, f in enumerate(fields):
         if f.default is None:
             continue
-        result = validator.convert({"item_type": api_key, f.api_key: f.default})
-        if isinstance(result, ItemFailure) and result.field in (f.api_key, None):
+        # A field alone: a default its type cannot hold fails to compile.
+        try:
+            result = _probe(api_key, [f]).convert({"item_type": api_key})
+        except Exception as exc:
+            result = ItemFailure("invalid_value", str(exc), f.api_key)
+        if isinstance(result, ItemFailure):
             raise ApiError.invalid(
                 f"field {f.api_key!r}: the default {f.default!r} is not valid "
                 f"({result.message})",
                 pointer=f"/data/attributes/fields/{i}/default",
                 code="invalid_field",
             )
+    try:
+        _probe(api_key, fields)
+    except Exception as exc:
+        raise ApiError.invalid(
+            f"the fields cannot be compiled into a validator: {exc}",
+            pointer="/data/attributes/fields",
+            code="invalid_field",
+        ) from None
 
 
 @router.post("/item-types", status_code=201, dependencies=[require("admin")])
