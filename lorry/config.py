@@ -70,12 +70,6 @@ class Settings:
         return db_file.with_name(db_file.name + "-write.lock") if db_file else None
 
     @property
-    def server_lock_file(self) -> Path | None:
-        """Held by the one server that owns a SQLite database, while it runs."""
-        db_file = self.sqlite_file
-        return db_file.with_name(db_file.name + "-server.lock") if db_file else None
-
-    @property
     def url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -34,7 +33,7 @@ class Runtime:
     checkpointer: Checkpointer
     #: The admin token made at first start, to be shown once; else None.
     new_admin_token: str | None = None
-    _lock: IO[str] | None = field(default=None, repr=False)
+    _lock: IO[bytes] | None = field(default=None, repr=False)
 
     def start_workers(self) -> None:
         self.checkpointer.start()
@@ -50,8 +49,14 @@ class Runtime:
             self._lock = None
 
 
-def _lock_database(settings: Settings, path: Path) -> IO[str]:
-    handle = open(path, "a+")
+def _lock_database(settings: Settings, path: Path) -> IO[bytes]:
+    # The lock is taken on the database file itself (flock, which SQLite's
+    # own POSIX locks do not touch), so that another path to the same file,
+    # a hard link say, finds it taken too. Opened for reading only, and kept
+    # open until SQLite is done with the file: closing a descriptor of a
+    # file drops the POSIX locks the process holds on it.
+    path.touch(exist_ok=True)
+    handle = open(path, "rb")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -60,18 +65,14 @@ def _lock_database(settings: Settings, path: Path) -> IO[str]:
             f"{settings.sqlite_file} is in use by another Lorry server "
             "(one embedded server per SQLite database)"
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
     return handle
 
 
 def open_runtime(settings: Settings) -> Runtime:
     """Prepare everything a server needs, before it takes requests."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = settings.server_lock_file
-    lock = _lock_database(settings, lock_path) if lock_path else None
+    db_file = settings.sqlite_file
+    lock = _lock_database(settings, db_file) if db_file else None
     # With worker processes, this process only stages input: a small cache.
     threads = settings.worker_mode == "thread"
     db = Database(

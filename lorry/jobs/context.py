@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +13,33 @@ from lorry.schema.validator import ItemFailure, Valid, Validator
 from lorry.store.dialect import Dialect
 
 __all__ = ["ChunkOutcome", "JobContext", "Prepared"]
+
+
+_VALIDATORS: OrderedDict[Any, Validator] = OrderedDict()
+_VALIDATORS_LOCK = threading.Lock()
+
+
+def _validator(types: list[ItemTypeDef], link_by: dict[str, str]) -> Validator:
+    """The compiled validator of a schema, compiled once per process.
+
+    Compiling costs milliseconds per item type, and every batch and every
+    single write would otherwise pay it, under the write lock.
+    """
+    key = (
+        tuple((t.pk, t.updated_at) for t in types),
+        tuple(sorted(link_by.items())),
+    )
+    with _VALIDATORS_LOCK:
+        found = _VALIDATORS.get(key)
+        if found is not None:
+            _VALIDATORS.move_to_end(key)
+            return found
+    validator = Validator(types, link_by)
+    with _VALIDATORS_LOCK:
+        _VALIDATORS[key] = validator
+        while len(_VALIDATORS) > 16:
+            _VALIDATORS.popitem(last=False)
+    return validator
 
 
 @dataclass(slots=True)
@@ -34,7 +63,7 @@ class JobContext:
         dialect: Dialect,
         types: list[ItemTypeDef],
     ) -> JobContext:
-        validator = Validator(types, options.get("link_by") or {})
+        validator = _validator(types, options.get("link_by") or {})
         return cls(
             job_id,
             kind,

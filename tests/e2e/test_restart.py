@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -145,3 +146,19 @@ def test_a_killed_worker_is_replaced_and_its_chunks_run_once(tmp_path: Path) -> 
         ).fetchone()
     assert (count, distinct) == (N, N)
     assert "died" in server.log.read_text()
+
+
+def test_a_hard_link_to_the_database_is_the_same_database(tmp_path: Path) -> None:
+    first = ServeProcess(tmp_path / "a", free_port())
+    first.start()
+    try:
+        alias = tmp_path / "alias.db"
+        os.link(tmp_path / "a" / "lorry.db", alias)
+        second = ServeProcess(
+            tmp_path / "b", free_port(), LORRY_DATABASE_URL=f"sqlite:///{alias}"
+        )
+        with pytest.raises(RuntimeError, match="in use by another Lorry server"):
+            second.start(timeout=20)
+        second.stop()
+    finally:
+        first.stop()

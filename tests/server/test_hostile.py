@@ -161,3 +161,92 @@ def test_option_errors_say_where(api: httpx.Client, stock: None) -> None:
         "/items", content=b'{"data": {}}', headers={"Content-Type": "text/plain"}
     )
     assert plain.status_code == 415
+
+
+def test_defaults_are_typed_and_applied(api: httpx.Client) -> None:
+    fields = [
+        {"api_key": "name", "field_type": "string"},
+        {"api_key": "at", "field_type": "datetime", "default": "2020-01-01T00:00:00Z"},
+        {"api_key": "n", "field_type": "integer", "default": "5"},
+    ]
+    assert api.post("/item-types", json=item_type_body("d", fields)).is_success
+    item = api.post("/items", json={"data": {"item_type": "d", "name": "x"}})
+    assert item.status_code == 201, item.text
+    assert item.json()["data"]["at"] == "2020-01-01T00:00:00.000000Z"
+    assert item.json()["data"]["n"] == 5
+
+
+def test_bad_entries_of_update_destroy_and_link_by_fail_alone(
+    api: httpx.Client,
+) -> None:
+    movie = [{"api_key": "movie_id", "field_type": "integer", "unique": True}]
+    rating = [
+        {
+            "api_key": "movie",
+            "field_type": "link",
+            "validators": {"item_types": ["movie"]},
+        }
+    ]
+    assert api.post("/item-types", json=item_type_body("movie", movie)).is_success
+    assert api.post("/item-types", json=item_type_body("rating", rating)).is_success
+    made = bulk_create(api, [{"item_type": "movie", "movie_id": i} for i in (1, 2)])
+    a, b = (m["id"] for m in made["attributes"]["result"]["data"])
+    deep = b"[" * 2000 + b"1" + b"]" * 2000
+    ndjson = {"Content-Type": "application/x-ndjson"}
+
+    linked = bulk_create(
+        api,
+        [{"item_type": "rating", "movie": 1}, {"item_type": "rating", "movie": 2**63}],
+        link_by={"movie": "movie_id"},
+    )
+    assert linked["attributes"]["result"]["successful_items"] == 1
+    assert linked["attributes"]["result"]["errors"][0]["code"] == "link_not_found"
+
+    body = b'{"id": "%s", "attributes": {"movie_id": 7}}\n' % b.encode()
+    body += b'{"id": "%s", "attributes": {"movie_id": %s}}\n' % (a.encode(), deep)
+    update = api.post("/items/bulk-update-jobs", content=body, headers=ndjson)
+    job = wait_job(api, update.json()["data"]["id"])
+    result = job["attributes"]["result"]
+    assert (result["successful_items"], result["failed_items"]) == (1, 1)
+    # An input nested past what a response holds comes back as text.
+    assert isinstance(result["failed_items_data"][0], str)
+
+    destroy = api.post(
+        "/items/bulk-destroy-jobs", content=deep + b"\n" + b'"%s"' % b.encode(),
+        headers=ndjson,
+    )  # fmt: skip
+    job = wait_job(api, destroy.json()["data"]["id"])
+    assert job["attributes"]["result"]["errors"][0]["code"] == "invalid_json"
+    assert job["attributes"]["result"]["successful_items"] == 1
+
+
+def test_large_items_make_smaller_chunks(api: httpx.Client) -> None:
+    fields = [{"api_key": "text", "field_type": "text"}]
+    assert api.post("/item-types", json=item_type_body("doc", fields)).is_success
+    item = msgspec.json.encode({"item_type": "doc", "text": "x" * 500_000})
+    response = api.post(
+        "/items/bulk-create-jobs",
+        content=b"\n".join([item] * 40),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    job = wait_job(api, response.json()["data"]["id"])
+    details = job["attributes"]["details"]
+    assert job["attributes"]["status"] == "completed"
+    assert details["chunks_total"] >= 3  # cut at 8 MiB, not at 1,000 items
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filter[type]": ",".join(["stock"] * 101)},
+        {"filter[type]": ","},
+        {"order_by": ",".join(["id"] * 11)},
+        {"filter[fields][qty][in]": ",".join(["1"] * 1001)},
+    ],
+)
+def test_oversized_queries(
+    api: httpx.Client, stock: None, params: dict[str, str]
+) -> None:
+    query = {"filter[type]": "stock", **params}
+    response = api.get("/items", params=query)
+    assert response.status_code == 400, response.text

@@ -109,9 +109,10 @@ async def create_item_type(request: Request, runtime: RuntimeDep) -> dict[str, A
     attrs = body.data.attributes
     check_api_key(attrs.api_key, "/data/attributes/api_key")
     check_fields(attrs.fields, "/data/attributes/fields")
-    _check_defaults(attrs.api_key, attrs.fields)
 
     def work() -> ItemTypeDef:
+        # Compiling a large type takes time: off the event loop too.
+        _check_defaults(attrs.api_key, attrs.fields)
         with runtime.db.write() as conn:
             return type_store.create(
                 conn, runtime.db.dialect, attrs.api_key, attrs.name, attrs.fields
@@ -149,9 +150,10 @@ async def update_item_type(
     attrs = body.data.attributes
     if attrs.fields is not None:
         check_fields(attrs.fields, "/data/attributes/fields")
-        _check_defaults(api_key, attrs.fields)
 
     def work() -> ItemTypeDef:
+        if attrs.fields is not None:
+            _check_defaults(api_key, attrs.fields)
         with runtime.db.write() as conn:
             old = type_store.find(conn, api_key)
             if old is None:
