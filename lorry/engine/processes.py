@@ -213,7 +213,9 @@ class ProcessPool:
             codes,
             extra={"action": "worker_died", "worker": slot.owner},
         )
-        _end(slot)
+        # Its partner may be mid-write: stopping it rolls that back, which the
+        # lease makes safe, and it would wait for a partner that is gone.
+        _end(slot, timeout=0.5)
         # The dead worker can commit nothing more: its chunks can run again
         # now, not when their lease runs out.
         try:

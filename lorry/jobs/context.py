@@ -15,6 +15,11 @@ from lorry.store.dialect import Dialect
 __all__ = ["ChunkOutcome", "JobContext", "Prepared"]
 
 
+def schema_key(types: list[ItemTypeDef]) -> tuple[tuple[int, int], ...]:
+    """Changes whenever an item type is created, changed or deleted."""
+    return tuple((t.pk, t.updated_at) for t in types)
+
+
 _VALIDATORS: OrderedDict[Any, Validator] = OrderedDict()
 _VALIDATORS_LOCK = threading.Lock()
 
@@ -25,10 +30,7 @@ def _validator(types: list[ItemTypeDef], link_by: dict[str, str]) -> Validator:
     Compiling costs milliseconds per item type, and every batch and every
     single write would otherwise pay it, under the write lock.
     """
-    key = (
-        tuple((t.pk, t.updated_at) for t in types),
-        tuple(sorted(link_by.items())),
-    )
+    key = (schema_key(types), tuple(sorted(link_by.items())))
     with _VALIDATORS_LOCK:
         found = _VALIDATORS.get(key)
         if found is not None:

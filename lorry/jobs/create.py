@@ -64,6 +64,11 @@ def explain_conflict(conn: sa.Connection, ctx: JobContext, valid: Valid) -> Item
     return ItemFailure("not_unique", "a unique value is already used")
 
 
+def _first(*stamps: int | None) -> int:
+    # 0 is a timestamp like any other (1970-01-01): no `or` here.
+    return next(s for s in stamps if s is not None)
+
+
 def _row_keys(conn: sa.Connection, candidates: list[Candidate]) -> list[int]:
     counts = Counter(c[1].compiled.type_def.pk for c in candidates)
     free = {pk: iter(item_store.next_keys(conn, pk, n)) for pk, n in counts.items()}
@@ -85,8 +90,8 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
             valid.compiled.type_def.pk,
             valid.data or _encode(valid.materialize()).decode(),
             1,
-            valid.created_at or now,
-            valid.updated_at or valid.created_at or now,
+            now if valid.created_at is None else valid.created_at,
+            _first(valid.updated_at, valid.created_at, now),
             job_id,
             None,
         )

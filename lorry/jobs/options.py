@@ -15,6 +15,8 @@ __all__ = ["MAX_CHUNK_SIZE", "check_options"]
 
 MAX_CHUNK_SIZE = 50_000
 _PATH_RE = re.compile(r" - at `\$([^`]*)`$")
+#: The steps of a msgspec path: .name, [index] or [...] (a dict key).
+_STEP_RE = re.compile(r"\.(\w+)|\[(\d+)\]")
 _ALLOWED = {
     "bulk_create": {"skip_duplicates", "link_by", "chunk_size"},
     "bulk_update": {"link_by", "chunk_size"},
@@ -55,7 +57,7 @@ def check_options(
         opts = msgspec.convert(raw, _Options, strict=False)
     except msgspec.ValidationError as exc:
         m = _PATH_RE.search(str(exc))
-        path = m.group(1).lstrip(".").split(".") if m and m.group(1) else []
+        path = ["".join(s) for s in _STEP_RE.findall(m.group(1))] if m else []
         text = str(exc)[: m.start()] if m else str(exc)
         raise _bad(text, path, in_query) from None
     if opts.chunk_size is not None and not 1 <= opts.chunk_size <= MAX_CHUNK_SIZE:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from lorry.clock import now_us
 from lorry.config import Settings
 from lorry.jobs import create, destroy, update
-from lorry.jobs.context import ChunkOutcome, JobContext, Prepared
+from lorry.jobs.context import ChunkOutcome, JobContext, Prepared, schema_key
 from lorry.jobs.model import (
     ACTIVE_STATUSES,
     MAX_ATTEMPTS,
@@ -230,6 +230,11 @@ def _run(
     following = None
     with db.write() as conn:
         locked_at = time.perf_counter()
+        if schema_key(type_store.load_all(conn)) != schema_key(ctx.types):
+            # An item type changed after this batch was validated: validate
+            # it again, under the lock, against what is stored now.
+            ready = prepare_claim(db, claim_)
+            ctx = ready.ctx
         ctx.now = now_us()
         outcomes = [apply(conn, ctx, p) for p in ready.prepared]
         _record(conn, ctx, claim_, outcomes, settings)

@@ -127,7 +127,7 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
             "b_id": item_id,
             "b_data": _encode(valid.materialize()).decode(),
             "b_version": versions[index],
-            "b_updated_at": valid.updated_at or ctx.now,
+            "b_updated_at": ctx.now if valid.updated_at is None else valid.updated_at,
             "b_job": ctx.job_id,
         }
         for index, valid, _raw, item_id, _given in candidates

@@ -67,3 +67,24 @@ def test_a_dead_preparer_means_preparing_here(tmp_path: Path) -> None:
     assert preparer.take(db, claim) is None
     assert preparer.alive is False
     db.dispose()
+
+
+def test_a_schema_change_after_validation_is_caught_at_write(tmp_path: Path) -> None:
+    db, settings, claim = _setup(tmp_path)
+    ready = runner.prepare_claim(db, claim)  # validated against the old type
+    with db.write() as conn:
+        old = type_store.find(conn, "product")
+        assert old is not None
+        stricter = [
+            msgspec.structs.replace(f, validators=msgspec.structs.replace(
+                f.validators, pattern="^S[0-2]$"))
+            if f.api_key == "sku" else f
+            for f in old.fields
+        ]  # fmt: skip
+        type_store.update(conn, db.dialect, old, None, stricter)
+
+    runner.run_claim(db, settings, claim, ready, claim_next=False)
+    with db.read() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(items))
+        assert count.scalar_one() == 3  # S0, S1, S2; S3 and S4 now fail
+    db.dispose()
