@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from lorry.ids import new_ids
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared
 from lorry.jobs.links import Candidate, resolve_links
-from lorry.jobs.model import ChunkInput, PreFailed
+from lorry.jobs.model import ChunkInput, PreFailed, decode_entries
 from lorry.schema.validator import ItemFailure, Valid
 from lorry.store import items as item_store
 from lorry.store.dialect import ItemRow
+from lorry.store.tables import job_chunks
 
 __all__ = ["apply", "explain_conflict", "prepare"]
 
@@ -64,6 +65,31 @@ def explain_conflict(conn: sa.Connection, ctx: JobContext, valid: Valid) -> Item
     return ItemFailure("not_unique", "a unique value is already used")
 
 
+def _with_inputs(
+    conn: sa.Connection, ctx: JobContext, outcome: ChunkOutcome
+) -> ChunkOutcome:
+    """Fill in the raw input of failures whose input did not travel along."""
+    if ctx.job_id is None or all(raw for *_rest, raw in outcome.failures):
+        return outcome
+    outcome.failures = [
+        (index, item_id, failure, raw or _staged_input(conn, ctx.job_id, index))
+        for index, item_id, failure, raw in outcome.failures
+    ]
+    return outcome
+
+
+def _staged_input(conn: sa.Connection, job_id: str, index: int) -> bytes:
+    c = job_chunks.c
+    row = conn.execute(
+        sa.select(c.first_index, c.input)
+        .where(c.job_id == job_id, c.first_index <= index)
+        .order_by(c.first_index.desc())
+        .limit(1)
+    ).one()
+    entry = decode_entries(row.input)[index - row.first_index]
+    return entry.raw if isinstance(entry, PreFailed) else entry
+
+
 def _first(*stamps: int | None) -> int:
     # 0 is a timestamp like any other (1970-01-01): no `or` here.
     return next(s for s in stamps if s is not None)
@@ -105,7 +131,7 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
         outcome.applied = [
             (c[0], item_id) for c, item_id in zip(candidates, ids, strict=True)
         ]
-        return outcome
+        return _with_inputs(conn, ctx, outcome)
 
     stored = item_store.existing_ids(conn, ids)
     skip = bool(ctx.options.get("skip_duplicates"))
@@ -117,4 +143,4 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
         else:
             failure = explain_conflict(conn, ctx, valid)
             outcome.failures.append((index, None, failure, raw))
-    return outcome
+    return _with_inputs(conn, ctx, outcome)

@@ -20,8 +20,9 @@ __all__ = ["can_hand_off", "decode_prepared", "encode_prepared"]
 
 class _Chunk(msgspec.Struct, array_like=True):
     seq: int
-    #: index, item type, JSON, created_at, updated_at, raw input
-    valids: list[tuple[int, str, str, int | None, int | None, bytes]]
+    #: index, item type, JSON, created_at, updated_at. Not the raw input:
+    #: the writer needs it only for an item that fails, and reads it then.
+    valids: list[tuple[int, str, str, int | None, int | None]]
     #: index, item id, code, message, field, raw input
     failures: list[tuple[int, str | None, str, str, str | None, bytes]]
 
@@ -38,11 +39,11 @@ def encode_prepared(prepared: list[Prepared]) -> bytes:
     chunks = []
     for p in prepared:
         valids = []
-        for index, valid, raw, _id, _given in p.valids:
+        for index, valid, _raw, _id, _given in p.valids:
             assert valid.data is not None  # no link_by: the JSON is final
             type_key = valid.compiled.type_def.api_key
             valids.append(
-                (index, type_key, valid.data, valid.created_at, valid.updated_at, raw)
+                (index, type_key, valid.data, valid.created_at, valid.updated_at)
             )
         failures = [
             (index, item_id, f.code, f.message, f.field, raw)
@@ -57,8 +58,8 @@ def decode_prepared(blob: bytes, ctx: JobContext) -> list[Prepared]:
     out = []
     for chunk in _decoder.decode(blob):
         valids: list[Candidate] = [
-            (index, Valid(by_key[key], None, created, updated, data), raw, None, None)
-            for index, key, data, created, updated, raw in chunk.valids
+            (index, Valid(by_key[key], None, created, updated, data), b"", None, None)
+            for index, key, data, created, updated in chunk.valids
         ]
         failures = [
             (index, item_id, ItemFailure(code, message, field), raw)

@@ -17,7 +17,7 @@ from lorry.schema.fields import FieldDef
 from lorry.store import item_types as type_store
 from lorry.store.db import Database
 from lorry.store.migrate import upgrade
-from lorry.store.tables import items
+from lorry.store.tables import items, job_errors
 from tests.conftest import ADMIN_TOKEN, PRODUCT_FIELDS
 
 
@@ -51,10 +51,24 @@ def test_prepared_batch_survives_the_trip(tmp_path: Path) -> None:
         (5, "required")
     ]
     ready = runner.PreparedClaim(local.ctx, travelled, 0.0)
+    with db.write() as conn:  # one sku taken already: a conflict to report
+        conn.execute(
+            sa.insert(items).values(
+                pk=(1 << 40) + 999, id="01AAAAAAAAAAAAAAAAAAAAAAAA", item_type_pk=1,
+                data='{"item_type":"product","name":"x","sku":"S3"}', version=1,
+                created_at=0, updated_at=0,
+            )
+        )  # fmt: skip
     runner.run_claim(db, settings, claim, ready, claim_next=False)
     with db.read() as conn:
         count = conn.execute(sa.select(sa.func.count()).select_from(items))
-        assert count.scalar_one() == 5
+        assert count.scalar_one() == 5  # 4 new and the one before
+        rows = conn.execute(sa.select(job_errors.c.idx, job_errors.c.input))
+        failed = {idx: raw for idx, raw in rows}
+    # The conflicting item's input did not travel; it was read back.
+    assert msgspec.json.decode(failed[3]) == {
+        "item_type": "product", "name": "n3", "sku": "S3"
+    }  # fmt: skip
     db.dispose()
 
 
