@@ -10,7 +10,13 @@ from fastapi import Request
 
 from lorry.errors import ApiError
 
-__all__ = ["MAX_SMALL_BODY", "check_json_type", "decode_body", "pointer_of"]
+__all__ = [
+    "MAX_SMALL_BODY",
+    "check_json_type",
+    "decode_body",
+    "pointer_of",
+    "read_body",
+]
 
 T = TypeVar("T")
 
@@ -29,26 +35,30 @@ def pointer_of(message: str) -> tuple[str, str]:
     return message[: m.start()], pointer
 
 
-async def decode_body(request: Request, into: type[T]) -> T:
+async def read_body(request: Request, limit: int, advice: str = "") -> bytes:
+    """The whole body, refused (413) as soon as it passes ``limit`` bytes.
+
+    Read as it comes, so that a chunked body, which declares no length,
+    cannot make the server hold more than the limit.
+    """
+    too_large = ApiError.one(
+        413, "body_too_large", f"the body is larger than {limit} bytes{advice}"
+    )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_SMALL_BODY:
-        raise ApiError.one(
-            413, "body_too_large", f"the body is larger than {MAX_SMALL_BODY} bytes"
-        )
-    # Read as it comes, so that a chunked body without a length cannot make
-    # the server hold more than the limit.
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
     parts: list[bytes] = []
     size = 0
     async for part in request.stream():
         size += len(part)
-        if size > MAX_SMALL_BODY:
-            raise ApiError.one(
-                413,
-                "body_too_large",
-                f"the body is larger than {MAX_SMALL_BODY} bytes",
-            )
+        if size > limit:
+            raise too_large
         parts.append(part)
-    body = b"".join(parts)
+    return b"".join(parts)
+
+
+async def decode_body(request: Request, into: type[T]) -> T:
+    body = await read_body(request, MAX_SMALL_BODY)
     if not body.strip():
         raise ApiError.invalid("the request has no body", code="empty_body")
     check_json_type(request)

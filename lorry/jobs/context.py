@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from lorry.clock import now_us
+from lorry.jobs.model import ChunkInput, PreFailed
 from lorry.schema.fields import ItemTypeDef
 from lorry.schema.validator import ItemFailure, Valid, Validator
 from lorry.store.dialect import Dialect
 
-__all__ = ["ChunkOutcome", "JobContext", "Prepared"]
+__all__ = ["ChunkOutcome", "JobContext", "Prepared", "decoded_entries", "schema_key"]
 
 
 def schema_key(types: list[ItemTypeDef]) -> tuple[tuple[int, int], ...]:
@@ -102,3 +106,30 @@ class ChunkOutcome:
         default_factory=list
     )
     skipped: int = 0
+
+
+def decoded_entries(
+    chunk: ChunkInput,
+    prepared: Prepared,
+    decode: Callable[[bytes], Any],
+    shape: str,
+) -> Iterator[tuple[int, bytes, Any]]:
+    """Each entry of a chunk, decoded; one that fails becomes its own failure."""
+    for index, entry in enumerate(chunk.entries, start=chunk.first_index):
+        failure: ItemFailure | None = None
+        if isinstance(entry, PreFailed):
+            failure = ItemFailure(entry.code, entry.message)
+            prepared.failures.append((index, entry.item_id, failure, entry.raw))
+            continue
+        try:
+            value = decode(entry)
+        except msgspec.ValidationError as exc:  # before its base, DecodeError
+            failure = ItemFailure("invalid_item", f"{shape}: {exc}")
+        except msgspec.DecodeError as exc:
+            failure = ItemFailure("invalid_json", f"not valid JSON: {exc}")
+        except RecursionError:
+            failure = ItemFailure("invalid_json", "the entry is nested too deeply")
+        if failure is not None:
+            prepared.failures.append((index, None, failure, entry))
+        else:
+            yield index, entry, value

@@ -8,8 +8,8 @@ import msgspec
 import sqlalchemy as sa
 
 from lorry.ids import is_id
-from lorry.jobs.context import ChunkOutcome, JobContext, Prepared
-from lorry.jobs.model import ChunkInput, PreFailed
+from lorry.jobs.context import ChunkOutcome, JobContext, Prepared, decoded_entries
+from lorry.jobs.model import ChunkInput
 from lorry.schema.validator import ItemFailure
 from lorry.store import items as item_store
 
@@ -20,28 +20,12 @@ _decode = msgspec.json.Decoder(Any).decode
 
 def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
     prepared = Prepared(chunk.seq, [], [])
-    index = chunk.first_index
-    for entry in chunk.entries:
-        if isinstance(entry, PreFailed):
-            failure = ItemFailure(entry.code, entry.message)
-            prepared.failures.append((index, entry.item_id, failure, entry.raw))
-            index += 1
-            continue
-        try:
-            value = _decode(entry)
-        except msgspec.DecodeError as exc:
-            failure = ItemFailure("invalid_json", f"not valid JSON: {exc}")
-            prepared.failures.append((index, None, failure, entry))
-        except RecursionError:
-            failure = ItemFailure("invalid_json", "the entry is nested too deeply")
-            prepared.failures.append((index, None, failure, entry))
+    for index, entry, value in decoded_entries(chunk, prepared, _decode, "an id"):
+        if is_id(value):
+            prepared.ids.append((index, value, entry))
         else:
-            if is_id(value):
-                prepared.ids.append((index, value, entry))
-            else:
-                failure = ItemFailure("invalid_item", f"{value!r} is not an item id")
-                prepared.failures.append((index, None, failure, entry))
-        index += 1
+            failure = ItemFailure("invalid_item", f"{value!r} is not an item id")
+            prepared.failures.append((index, None, failure, entry))
     return prepared
 
 

@@ -7,10 +7,10 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from lorry.jobs.context import ChunkOutcome, JobContext, Prepared
+from lorry.jobs.context import ChunkOutcome, JobContext, Prepared, decoded_entries
 from lorry.jobs.create import explain_conflict
 from lorry.jobs.links import Candidate, resolve_links
-from lorry.jobs.model import ChunkInput, PreFailed
+from lorry.jobs.model import ChunkInput
 from lorry.schema.validator import ItemFailure
 from lorry.store import items as item_store
 
@@ -31,43 +31,22 @@ _decode_entry = msgspec.json.Decoder(UpdateEntry).decode
 
 def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
     prepared = Prepared(chunk.seq, [], [])
-    index = chunk.first_index
-    for entry in chunk.entries:
-        if isinstance(entry, PreFailed):
-            failure = ItemFailure(entry.code, entry.message)
-            prepared.failures.append((index, entry.item_id, failure, entry.raw))
-            index += 1
-            continue
-        try:
-            parsed = _decode_entry(entry)
-        except msgspec.ValidationError as exc:  # before its base, DecodeError
+    shape = 'an update is {"id": ..., "attributes": {...}}'
+    for index, entry, parsed in decoded_entries(chunk, prepared, _decode_entry, shape):
+        version = (parsed.meta or {}).get("version")
+        if version is not None and (
+            not isinstance(version, int) or isinstance(version, bool)
+        ):
             failure = ItemFailure(
-                "invalid_item",
-                f'an update is {{"id": ..., "attributes": {{...}}}}: {exc}',
+                "invalid_value",
+                f"meta.version must be an integer, not {version!r}",
+                "meta.version",
             )
-            prepared.failures.append((index, None, failure, entry))
-        except msgspec.DecodeError as exc:
-            failure = ItemFailure("invalid_json", f"not valid JSON: {exc}")
-            prepared.failures.append((index, None, failure, entry))
-        except RecursionError:
-            failure = ItemFailure("invalid_json", "the entry is nested too deeply")
-            prepared.failures.append((index, None, failure, entry))
+            prepared.failures.append((index, parsed.id, failure, entry))
         else:
-            version = (parsed.meta or {}).get("version")
-            if version is not None and (
-                not isinstance(version, int) or isinstance(version, bool)
-            ):
-                failure = ItemFailure(
-                    "invalid_value",
-                    f"meta.version must be an integer, not {version!r}",
-                    "meta.version",
-                )
-                prepared.failures.append((index, parsed.id, failure, entry))
-            else:
-                prepared.updates.append(
-                    (index, parsed.id, parsed.attributes, version, entry)
-                )
-        index += 1
+            prepared.updates.append(
+                (index, parsed.id, parsed.attributes, version, entry)
+            )
     return prepared
 
 

@@ -14,6 +14,7 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from lorry.api.body import read_body
 from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.query import nested_params
 from lorry.api.responses import JSONResponse
@@ -32,22 +33,6 @@ _LIST_KEY = {"bulk_create": "data", "bulk_update": "data", "bulk_destroy": "item
 
 def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def _read_json(request: Request, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise ApiError.one(
-                413,
-                "body_too_large",
-                f"a JSON body holds at most {limit} bytes; send larger "
-                "jobs as NDJSON (Content-Type: application/x-ndjson)",
-            )
-        parts.append(part)
-    return b"".join(parts)
 
 
 def _decode(raw: bytes | msgspec.Raw, into: Any, pointer: str, what: str) -> Any:
@@ -148,7 +133,11 @@ async def _accept(
         raw_options: dict[str, Any] = params
         entries: list[msgspec.Raw] = []
     else:
-        body = await _read_json(request, runtime.settings.max_json_bytes)
+        body = await read_body(
+            request,
+            runtime.settings.max_json_bytes,
+            "; send larger jobs as NDJSON (Content-Type: application/x-ndjson)",
+        )
         raw_options, entries = _split_json(body, kind)
 
     def open_stager() -> Stager:
