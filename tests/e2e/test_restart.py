@@ -7,6 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import msgspec
 import psutil
 import pytest
@@ -19,6 +20,24 @@ pytestmark = pytest.mark.slow
 N = 60_000
 
 
+def _start_rows_job(api: httpx.Client) -> str:
+    """Start a create job of N rows with a plain (not unique) field n."""
+    fields = [{"api_key": "n", "field_type": "integer", "required": True}]
+    assert api.post("/item-types", json=item_type_body("row", fields)).is_success
+    body = b"".join(
+        msgspec.json.encode({"item_type": "row", "n": i}) + b"\n" for i in range(N)
+    )
+    response = api.post(
+        "/items/bulk-create-jobs",
+        content=body,
+        params={"chunk_size": 200},
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 202
+    job_id: str = response.json()["data"]["id"]
+    return job_id
+
+
 def test_kill_9_mid_job_then_restart_applies_every_item_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     # Small transactions stretch the job out, so that the kill lands inside it.
@@ -27,22 +46,7 @@ def test_kill_9_mid_job_then_restart_applies_every_item_once(tmp_path: Path) -> 
     first.start()
     try:
         with first.client() as api:
-            fields = [{"api_key": "n", "field_type": "integer", "required": True}]
-            assert api.post(
-                "/item-types", json=item_type_body("row", fields)
-            ).is_success
-            body = b"".join(
-                msgspec.json.encode({"item_type": "row", "n": i}) + b"\n"
-                for i in range(N)
-            )
-            response = api.post(
-                "/items/bulk-create-jobs",
-                content=body,
-                params={"chunk_size": 200},
-                headers={"Content-Type": "application/x-ndjson"},
-            )
-            assert response.status_code == 202
-            job_id = response.json()["data"]["id"]
+            job_id = _start_rows_job(api)
             deadline = time.monotonic() + 60
             while True:
                 attrs = api.get(f"/jobs/{job_id}").json()["data"]["attributes"]
@@ -101,21 +105,7 @@ def test_a_killed_worker_is_replaced_and_its_chunks_run_once(tmp_path: Path) -> 
     server.start()
     try:
         with server.client() as api:
-            fields = [{"api_key": "n", "field_type": "integer", "required": True}]
-            assert api.post(
-                "/item-types", json=item_type_body("row", fields)
-            ).is_success
-            body = b"".join(
-                msgspec.json.encode({"item_type": "row", "n": i}) + b"\n"
-                for i in range(N)
-            )
-            response = api.post(
-                "/items/bulk-create-jobs",
-                content=body,
-                params={"chunk_size": 200},
-                headers={"Content-Type": "application/x-ndjson"},
-            )
-            job_id = response.json()["data"]["id"]
+            job_id = _start_rows_job(api)
             deadline = time.monotonic() + 60
             while (
                 api.get(f"/jobs/{job_id}").json()["data"]["attributes"]["progress"]
