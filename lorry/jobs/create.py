@@ -115,17 +115,14 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
             item_id,
             valid.compiled.type_def.pk,
             valid.data or _encode(valid.materialize()).decode(),
-            1,
             now if valid.created_at is None else valid.created_at,
             _first(valid.updated_at, valid.created_at, now),
-            job_id,
-            None,
         )
         for key, item_id, (_index, valid, _raw, _id, _given) in zip(
             keys, ids, candidates, strict=True
         )
     ]
-    inserted = item_store.insert_rows(conn, ctx.dialect, rows)
+    inserted = item_store.insert_rows(conn, ctx.dialect, rows, job_id)
 
     if inserted == len(rows):
         outcome.applied = [

@@ -16,22 +16,33 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from lorry.ids import is_id
 from lorry.store.tables import TYPE_SHIFT, items
 
 __all__ = ["Dialect", "ItemRow", "SQLiteDialect", "dialect_for"]
 
-#: pk, id, item_type_pk, data, version, created_at, updated_at,
-#: created_by_job, updated_by_job
-ItemRow = tuple[int, str, int, str, int, int, int, str | None, str | None]
+#: pk, id, item_type_pk, data, created_at, updated_at (a new item's version
+#: is 1, and the job that creates it is one for all its rows)
+ItemRow = tuple[int, str, int, str, int, int]
 
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
+# Constants are literals, not parameters: binding is a fair share of the cost
+# of each row. The job id is spliced in only once checked to be an id.
 _INSERT_ITEMS = (
     "INSERT INTO items (pk, id, item_type_pk, data, version, created_at,"
     " updated_at, created_by_job, updated_by_job)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, 1, ?, ?, {job}, NULL)"
     " ON CONFLICT DO NOTHING"
 )
+
+
+def _job_literal(job_id: str | None) -> str:
+    if job_id is None:
+        return "NULL"
+    if not is_id(job_id):
+        raise ValueError(f"not a job id: {job_id!r}")
+    return f"'{job_id}'"
 
 
 def _checked_key(key: str) -> str:
@@ -75,7 +86,9 @@ class Dialect:
         """(target id, referring item id) for items whose link field names one."""
         raise NotImplementedError
 
-    def insert_items(self, conn: sa.Connection, rows: Sequence[ItemRow]) -> int:
+    def insert_items(
+        self, conn: sa.Connection, rows: Sequence[ItemRow], job_id: str | None
+    ) -> int:
         """Insert rows, skipping those that break a unique index; return count."""
         raise NotImplementedError
 
@@ -139,13 +152,15 @@ class SQLiteDialect(Dialect):
             found.extend((r[0], r[1]) for r in conn.exec_driver_sql(query, batch))
         return found
 
-    def insert_items(self, conn: sa.Connection, rows: Sequence[ItemRow]) -> int:
+    def insert_items(
+        self, conn: sa.Connection, rows: Sequence[ItemRow], job_id: str | None
+    ) -> int:
         raw = conn.connection.driver_connection
         assert raw is not None
         before: int = raw.total_changes
         cursor = raw.cursor()
         try:
-            cursor.executemany(_INSERT_ITEMS, rows)
+            cursor.executemany(_INSERT_ITEMS.format(job=_job_literal(job_id)), rows)
         finally:
             cursor.close()
         return int(raw.total_changes) - before

@@ -91,8 +91,13 @@ def list_rows(
     return list(rows), int(total)
 
 
-def insert_rows(conn: sa.Connection, dialect: Dialect, rows: Sequence[ItemRow]) -> int:
-    return dialect.insert_items(conn, rows)
+def insert_rows(
+    conn: sa.Connection,
+    dialect: Dialect,
+    rows: Sequence[ItemRow],
+    job_id: str | None,
+) -> int:
+    return dialect.insert_items(conn, rows, job_id)
 
 
 def existing_ids(conn: sa.Connection, ids: Sequence[str]) -> set[str]:
