@@ -237,7 +237,7 @@ def _run(
             ctx = ready.ctx
         ctx.now = now_us()
         outcomes = [apply(conn, ctx, p) for p in ready.prepared]
-        _record(conn, ctx, claim_, outcomes, settings)
+        ended = _record(conn, ctx, claim_, outcomes, settings)
         if claim_next:
             following = _claim_in(conn, settings, claim_.owner)
     committed_at = time.perf_counter()
@@ -263,6 +263,13 @@ def _run(
             "write_seconds": committed_at - locked_at,
         },
     )
+    if ended is not None:
+        log.info(
+            "job %s %s",
+            claim_.job_id,
+            ended,
+            extra={"action": "job_finished", "job_id": claim_.job_id},
+        )
     return following
 
 
@@ -293,7 +300,9 @@ def _record(
     claim_: Claim,
     outcomes: list[ChunkOutcome],
     settings: Settings,
-) -> None:
+) -> str | None:
+    """Commit-side bookkeeping of a batch; returns the job's final status if
+    this batch ended it."""
     c = job_chunks.c
     error_rows: list[dict[str, Any]] = []
     for o in outcomes:
@@ -367,12 +376,8 @@ def _record(
                 expires_at=ctx.now + int(retain.total_seconds() * 1_000_000),
             )
         )
-        log.info(
-            "job %s %s",
-            claim_.job_id,
-            status,
-            extra={"action": "job_finished", "job_id": claim_.job_id},
-        )
+        return status
+    return None
 
 
 def release(db: Database, claim_: Claim) -> None:

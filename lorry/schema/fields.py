@@ -109,6 +109,8 @@ def _field_problems(f: FieldDef) -> list[tuple[str, str]]:
         )
     elif f.api_key in RESERVED_KEYS:
         problems.append((f"api_key {f.api_key!r} is reserved", "/api_key"))
+    if v.enum is not None and len(set(v.enum)) != len(v.enum):
+        problems.append(("validators.enum lists a value twice", "/validators/enum"))
     if any("\x00" in value for value in v.enum or ()):
         problems.append(
             ("validators.enum: values may not hold NUL", "/validators/enum")

@@ -392,6 +392,10 @@ def failure_from_message(message: str) -> ItemFailure:
         return ItemFailure("invalid_item", f"an item must be a JSON object: {text}")
     where = f"{key}: " if key else ""
     if "got `null`" in text:
+        if key in ("created_at", "updated_at"):
+            return ItemFailure(
+                "invalid_value", f"{key} may not be null; leave it out for now", key
+            )
         return ItemFailure("required", f"{key} is required", key)
     if text.startswith("Expected `") and ", got `" in text:
         return ItemFailure("invalid_type", f"{where}{text}", key)
