@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -53,7 +53,6 @@ class Settings:
     max_item_bytes: int = 1 << 20
     max_items_per_job: int = 10_000_000
     job_retention_days: int = 7
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def sqlite_file(self) -> Path | None:

@@ -242,10 +242,6 @@ class ProcessPool:
     def alive(self) -> int:
         return sum(slot.healthy() for slot in self._slots)
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for s in self._slots for p in s.processes if p.pid is not None]
-
     def wake(self) -> None:
         for slot in self._slots:
             try:

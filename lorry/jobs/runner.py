@@ -37,7 +37,6 @@ __all__ = [
     "LeaseLost",
     "PreparedClaim",
     "claim",
-    "fail_job",
     "iter_prepared",
     "load_context",
     "prepare_claim",
@@ -430,13 +429,6 @@ def _fail(
         message,
         extra={"action": "job_failed", "job_id": job_id},
     )
-
-
-def fail_job(
-    db: Database, job_id: str, code: str, message: str, details: dict[str, Any]
-) -> None:
-    with db.write() as conn:
-        _fail(conn, job_id, code, message, details)
 
 
 def recover(db: Database) -> int:
