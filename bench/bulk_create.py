@@ -2,6 +2,7 @@
 
     python bench/bulk_create.py 1000000
     python bench/bulk_create.py 100000 1000000   # also compares peak memory
+    python bench/bulk_create.py 1000000 --repeat 3   # median of three ratios
 
 (a) raw limit: the same rows inserted into a fresh SQLite file by executemany
     in one transaction, into a table with a unique index on sku;
@@ -18,6 +19,7 @@ import argparse
 import itertools
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -198,15 +200,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int, nargs="+", help="numbers of items, one run each")
     parser.add_argument("--port", type=int, default=8731)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="pairs of runs (raw, then Lorry) per N; the median ratio is reported",
+    )
     args = parser.parse_args()
 
     runs: list[tuple[int, Run]] = []
     for n in args.n:
-        with tempfile.TemporaryDirectory(prefix="lorry-bench-") as tmp:
-            workdir = Path(tmp)
-            raw = raw_limit(n, workdir)
-            run = lorry_run(n, workdir, args.port)
-        report(n, raw, run)
+        ratios = []
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="lorry-bench-") as tmp:
+                workdir = Path(tmp)
+                raw = raw_limit(n, workdir)
+                run = lorry_run(n, workdir, args.port)
+            report(n, raw, run)
+            ratios.append(run.rate / raw)
+        if args.repeat > 1:
+            shown = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"N = {n:,}: median ratio {statistics.median(ratios):.2f} ({shown})")
         runs.append((n, run))
     for (n_small, small), (n_big, big) in itertools.pairwise(runs):
         print(
