@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from fastapi import Request
@@ -13,7 +13,9 @@ from lorry.errors import ApiError
 __all__ = [
     "MAX_SMALL_BODY",
     "check_json_type",
+    "content_type",
     "decode_body",
+    "decode_json",
     "pointer_of",
     "read_body",
 ]
@@ -62,11 +64,26 @@ async def decode_body(request: Request, into: type[T]) -> T:
     if not body.strip():
         raise ApiError.invalid("the request has no body", code="empty_body")
     check_json_type(request)
+    decoded: T = decode_json(body, into)
+    return decoded
+
+
+def decode_json(
+    raw: bytes | msgspec.Raw, into: Any, pointer: str = "", invalid: str = ""
+) -> Any:
+    """Decode JSON into ``into``; every way it can fail is a 4xx.
+
+    A value of the wrong shape is a 422 at ``pointer`` (or where msgspec
+    says) saying ``invalid`` (or what msgspec says); text that is not JSON,
+    or nested too deeply to read, is a 400.
+    """
     try:
-        return msgspec.json.decode(body, type=into)
+        return msgspec.json.decode(raw, type=into)
     except msgspec.ValidationError as exc:
-        text, pointer = pointer_of(str(exc))
-        raise ApiError.invalid(text, pointer=pointer or "/") from None
+        text, where = pointer_of(str(exc))
+        raise ApiError.invalid(
+            invalid or text, pointer=pointer or where or "/"
+        ) from None
     except msgspec.DecodeError as exc:
         raise ApiError.one(
             400, "invalid_json", f"the body is not JSON: {exc}"
@@ -77,8 +94,12 @@ async def decode_body(request: Request, into: type[T]) -> T:
         ) from None
 
 
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def check_json_type(request: Request) -> None:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = content_type(request)
     if ctype not in ("", "application/json", "application/vnd.api+json"):
         raise ApiError.one(
             415, "unsupported_media_type", f"send application/json, not {ctype!r}"

@@ -14,7 +14,7 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from lorry.api.body import read_body
+from lorry.api.body import content_type, decode_json, read_body
 from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.query import nested_params
 from lorry.api.responses import JSONResponse
@@ -31,45 +31,21 @@ NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl
 _LIST_KEY = {"bulk_create": "data", "bulk_update": "data", "bulk_destroy": "items"}
 
 
-def _content_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _decode(raw: bytes | msgspec.Raw, into: Any, pointer: str, what: str) -> Any:
-    try:
-        return msgspec.json.decode(raw, type=into)
-    except msgspec.ValidationError:
-        raise ApiError.invalid(
-            f"{what} must be {_NOUN[into]}", pointer=pointer
-        ) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError.one(
-            400, "invalid_json", f"the body is not JSON: {exc}"
-        ) from None
-    except RecursionError:
-        raise ApiError.one(
-            400, "invalid_json", "the body is nested too deeply"
-        ) from None
-
-
-_NOUN: dict[Any, str] = {
-    dict[str, msgspec.Raw]: "a JSON object",
-    list[msgspec.Raw]: "a list",
-    Any: "JSON",
-}
-
-
 def _split_json(body: bytes, kind: str) -> tuple[dict[str, Any], list[msgspec.Raw]]:
     if not body.strip():
         raise ApiError.invalid("the request has no body", code="empty_body")
     key = _LIST_KEY[kind]
-    envelope = _decode(body, dict[str, msgspec.Raw], "/", "the body")
+    envelope = decode_json(
+        body, dict[str, msgspec.Raw], "/", "the body must be a JSON object"
+    )
     if key not in envelope:
         raise ApiError.invalid(
             f"the body has no {key!r} list", pointer=f"/{key}", code="empty_job"
         )
-    entries = _decode(envelope.pop(key), list[msgspec.Raw], f"/{key}", repr(key))
-    options = {k: _decode(v, Any, f"/{k}", k) for k, v in envelope.items()}
+    entries = decode_json(
+        envelope.pop(key), list[msgspec.Raw], f"/{key}", f"{key!r} must be a list"
+    )
+    options = {k: decode_json(v, Any, f"/{k}") for k, v in envelope.items()}
     return options, entries
 
 
@@ -120,7 +96,7 @@ async def _stage_ndjson(request: Request, runtime: Runtime, stager: Stager) -> N
 async def _accept(
     request: Request, runtime: Runtime, token_id: str, kind: str
 ) -> JSONResponse:
-    ctype = _content_type(request)
+    ctype = content_type(request)
     streamed = ctype in NDJSON_TYPES
     if not streamed and ctype not in ("application/json", ""):
         raise ApiError.one(
