@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 TOKEN = "e2e-admin-token"
 
@@ -22,7 +22,10 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
+    def __init__(
+        self, data_dir: Path, port: int, log_level: str = "warning", **env: str
+    ) -> None:
+        self.log_level = log_level
         self.data_dir = data_dir
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -44,7 +47,7 @@ class ServeProcess:
                     "--data-dir",
                     str(self.data_dir),
                     "--log-level",
-                    "warning",
+                    self.log_level,
                 ],
                 env=self.env,
                 stdout=log,
@@ -62,10 +65,18 @@ class ServeProcess:
             time.sleep(0.05)
         raise RuntimeError(f"lorry serve did not answer: {self.log.read_text()}")
 
-    def kill(self) -> None:
+    def kill(self, *, with_workers: bool = False) -> None:
+        """SIGKILL the server; with its worker processes too, like a crash of
+        the whole machine (they would otherwise finish the batch they are
+        writing before noticing that the server is gone)."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        doomed = [psutil.Process(self.proc.pid)]
+        if with_workers:
+            doomed += doomed[0].children(recursive=True)
+        for process in doomed:
+            process.kill()
         self.proc.wait(10)
+        psutil.wait_procs(doomed[1:], timeout=10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

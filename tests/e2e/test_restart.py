@@ -38,7 +38,10 @@ def _start_rows_job(api: httpx.Client) -> str:
     return job_id
 
 
-def test_kill_9_mid_job_then_restart_applies_every_item_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("with_workers", [False, True], ids=["server", "all"])
+def test_kill_9_mid_job_then_restart_applies_every_item_once(
+    tmp_path: Path, with_workers: bool
+) -> None:
     data_dir = tmp_path / "data"
     # Small transactions stretch the job out, so that the kill lands inside it.
     env = {"LORRY_TXN_ITEMS": "400"}
@@ -55,12 +58,12 @@ def test_kill_9_mid_job_then_restart_applies_every_item_once(tmp_path: Path) -> 
                 assert attrs["status"] in ("queued", "in_progress"), attrs
                 assert time.monotonic() < deadline
                 time.sleep(0.005)
-        first.kill()
+        first.kill(with_workers=with_workers)
         killed_at = attrs["details"]["processed"]
     finally:
         first.stop()
 
-    second = ServeProcess(data_dir, free_port(), **env)
+    second = ServeProcess(data_dir, free_port(), log_level="info", **env)
     second.start()
     try:
         with second.client() as api:
@@ -82,6 +85,11 @@ def test_kill_9_mid_job_then_restart_applies_every_item_once(tmp_path: Path) -> 
         ).fetchone()[0]
     assert (count, distinct) == (N, N)
     assert chunks == 0
+    if with_workers:
+        # The worker died holding leases: the restart ran those chunks again.
+        assert "that were running when the server stopped will run again" in (
+            second.log.read_text()
+        )
 
 
 def test_one_server_per_database(tmp_path: Path) -> None:
