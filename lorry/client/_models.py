@@ -44,6 +44,8 @@ class JobDetails(msgspec.Struct, frozen=True, kw_only=True):
     chunks_done: int | None = None
     items_per_second: float | None = None
     eta_seconds: float | None = None
+    #: Imports: columns (or keys) of the file that match no field.
+    unknown_columns: list[str] | None = None
 
 
 class JobItemError(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +58,9 @@ class JobItemError(msgspec.Struct, frozen=True, kw_only=True):
     code: str = ""
     field: str | None = None
     message: str = ""
+    #: Imports: the input line where the record starts, and its column.
+    line: int | None = None
+    column: str | None = None
 
 
 class JobError(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +78,10 @@ class JobResult(msgspec.Struct, frozen=True, kw_only=True):
     successful_items: int = 0
     failed_items: int = 0
     skipped_items: int = 0
+    #: Imports and migrations: of the successful items, how many were created
+    #: and how many updated.
+    created_items: int | None = None
+    updated_items: int | None = None
     #: The first items created or changed; the rest through ``jobs.iter_data``.
     data: list[dict[str, Any]] = msgspec.field(default_factory=list)
     #: The first failures, in input order; all through ``jobs.iter_errors``.

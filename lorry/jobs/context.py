@@ -106,6 +106,15 @@ class ChunkOutcome:
         default_factory=list
     )
     skipped: int = 0
+    #: Of the applied items, how many were created and how many updated, when
+    #: a kind does both (an import with upsert_by).
+    created: int = 0
+    updated: int = 0
+    #: Where failures are in the input: index -> line, field -> column.
+    lines: dict[int, int] | None = None
+    columns: dict[str, str] | None = None
+    #: Merged into the job's details (lists are united, numbers added).
+    notes: dict[str, Any] | None = None
 
 
 def decoded_entries(

@@ -20,7 +20,7 @@ __all__ = [
     "encode_entries",
 ]
 
-KINDS = ("bulk_create", "bulk_update", "bulk_destroy")
+KINDS = ("bulk_create", "bulk_update", "bulk_destroy", "import", "export", "migrate")
 STATUSES = (
     "queued",
     "in_progress",
@@ -69,6 +69,8 @@ class ChunkInput:
     seq: int
     first_index: int
     entries: list[Entry]
+    #: Imports: the input line where each entry starts.
+    lines: list[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,7 @@ def _details(row: Any) -> dict[str, Any]:
         "chunks_done": row.chunks_done,
         "items_per_second": rate,
         "eta_seconds": eta,
+        **(row.details or {}),
     }
 
 
@@ -130,7 +131,7 @@ def _result(conn: sa.Connection, row: Any) -> dict[str, Any]:
     inputs, inputs_total = failed_inputs(
         conn, row.id, INLINE_LIMIT, 0, max_bytes=INLINE_BYTES
     )
-    return {
+    result: dict[str, Any] = {
         "processed_items": row.processed_items,
         "successful_items": row.successful_items,
         "failed_items": row.failed_items,
@@ -149,6 +150,10 @@ def _result(conn: sa.Connection, row: Any) -> dict[str, Any]:
             "failed_items": f"/jobs/{row.id}/failed-items",
         },
     }
+    if row.kind in ("import", "migrate"):  # these both create and update
+        result["created_items"] = row.created_items
+        result["updated_items"] = row.updated_items
+    return result
 
 
 def data_page(
@@ -202,22 +207,25 @@ def errors_page(
         sa.select(sa.func.count()).select_from(job_errors).where(e.job_id == job_id)
     ).scalar_one()
     rows = conn.execute(
-        sa.select(e.idx, e.item_id, e.code, e.field, e.message)
+        sa.select(e.idx, e.item_id, e.code, e.field, e.line, e.column, e.message)
         .where(e.job_id == job_id)
         .order_by(e.idx)
         .limit(limit)
         .offset(offset)
     )
-    errors = [
-        {
+    errors = []
+    for r in rows:
+        error: dict[str, Any] = {
             "index": r.idx,
             "id": r.item_id,
             "code": r.code,
             "field": r.field,
             "message": r.message,
         }
-        for r in rows
-    ]
+        if r.line is not None:  # imports say where in the file
+            error["line"] = r.line
+            error["column"] = r.column
+        errors.append(error)
     return errors, int(total)
 
 

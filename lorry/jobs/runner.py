@@ -39,6 +39,7 @@ __all__ = [
     "claim",
     "iter_prepared",
     "load_context",
+    "merge_details",
     "prepare_claim",
     "recover",
     "release",
@@ -60,6 +61,7 @@ _KINDS: dict[
     "bulk_destroy": (destroy.prepare, destroy.apply),
 }
 _encode_output = msgspec.msgpack.Encoder().encode
+_decode_lines = msgspec.msgpack.Decoder(list[int]).decode
 _CANDIDATES = 64
 
 
@@ -132,11 +134,12 @@ def _chunk_inputs(db: Database, claim_: Claim) -> Iterator[ChunkInput]:
     for seq in claim_.seqs:
         with db.read() as conn:
             row = conn.execute(
-                sa.select(c.first_index, c.input).where(
+                sa.select(c.first_index, c.input, c.lines).where(
                     c.job_id == claim_.job_id, c.seq == seq
                 )
             ).one()
-        yield ChunkInput(seq, row.first_index, decode_entries(row.input))
+        lines = None if row.lines is None else _decode_lines(row.lines)
+        yield ChunkInput(seq, row.first_index, decode_entries(row.input), lines)
 
 
 def load_context(db: Database, claim_: Claim) -> JobContext:
@@ -325,6 +328,7 @@ def _record(
         )
         if done.rowcount != 1:
             raise LeaseLost(claim_.job_id, o.seq)
+        lines, columns = o.lines or {}, o.columns or {}
         error_rows.extend(
             {
                 "job_id": claim_.job_id,
@@ -333,6 +337,8 @@ def _record(
                 "item_id": item_id,
                 "code": failure.code,
                 "field": failure.field,
+                "line": lines.get(index),
+                "column": columns.get(failure.field) if failure.field else None,
                 "message": failure.message,
                 "input": raw,
             }
@@ -353,10 +359,15 @@ def _record(
             successful_items=j.successful_items + applied,
             failed_items=j.failed_items + failed,
             skipped_items=j.skipped_items + skipped,
+            created_items=j.created_items + sum(o.created for o in outcomes),
+            updated_items=j.updated_items + sum(o.updated for o in outcomes),
             chunks_done=j.chunks_done + len(outcomes),
             updated_at=ctx.now,
         )
     )
+    notes = [o.notes for o in outcomes if o.notes]
+    if notes:
+        merge_details(conn, claim_.job_id, notes)
     row = conn.execute(
         sa.select(j.chunks_done, j.chunks_total, j.failed_items, j.status).where(
             j.id == claim_.job_id
@@ -377,6 +388,26 @@ def _record(
         )
         return status
     return None
+
+
+def merge_details(
+    conn: sa.Connection, job_id: str, notes: list[dict[str, Any]]
+) -> None:
+    """Add chunks' notes to a job's details: lists united, numbers added."""
+    j = jobs.c
+    details = dict(
+        conn.execute(sa.select(j.details).where(j.id == job_id)).scalar_one() or {}
+    )
+    for note in notes:
+        for key, value in note.items():
+            old = details.get(key)
+            if isinstance(value, list) and isinstance(old, list):
+                details[key] = old + [v for v in value if v not in old]
+            elif isinstance(value, int) and isinstance(old, int):
+                details[key] = old + value
+            else:
+                details[key] = value
+    conn.execute(sa.update(jobs).where(j.id == job_id).values(details=details))
 
 
 def release(db: Database, claim_: Claim) -> None:

@@ -83,9 +83,15 @@ jobs = sa.Table(
     sa.Column("successful_items", sa.Integer, nullable=False, server_default="0"),
     sa.Column("failed_items", sa.Integer, nullable=False, server_default="0"),
     sa.Column("skipped_items", sa.Integer, nullable=False, server_default="0"),
+    # Of the successful items of an import with upsert_by: how many were new.
+    sa.Column("created_items", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_items", sa.Integer, nullable=False, server_default="0"),
     sa.Column("chunks_total", sa.Integer, nullable=False, server_default="0"),
     sa.Column("chunks_done", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error", sa.JSON),
+    # What a kind reports beside the counts: an import's unknown columns, an
+    # export's file, a migration's sample.
+    sa.Column("details", sa.JSON),
     sa.Column("token_id", sa.String(26)),
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("updated_at", _ts, nullable=False),
@@ -112,6 +118,8 @@ job_chunks = sa.Table(
     sa.Column("item_count", sa.Integer, nullable=False),
     # msgpack list of the staged input entries (lorry.jobs.staging).
     sa.Column("input", sa.LargeBinary, nullable=False),
+    # Imports: msgpack list of the input line where each entry starts.
+    sa.Column("lines", sa.LargeBinary),
     # msgpack list of [index, item id] of each item the chunk applied.
     sa.Column("output", sa.LargeBinary),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -138,6 +146,9 @@ job_errors = sa.Table(
     sa.Column("item_id", sa.String(64)),
     sa.Column("code", sa.String(64), nullable=False),
     sa.Column("field", sa.String(255)),
+    # Imports: where in the file the failed record starts, and its column.
+    sa.Column("line", sa.Integer),
+    sa.Column("column", sa.String(255)),
     sa.Column("message", sa.Text, nullable=False),
     # The raw input of the failed item, for failed_items_data.
     sa.Column("input", sa.LargeBinary, nullable=False),
