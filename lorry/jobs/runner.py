@@ -238,7 +238,7 @@ def _run(
             ready = prepare_claim(db, claim_)
             ctx = ready.ctx
         ctx.now = now_us()
-        outcomes = [apply(conn, ctx, p) for p in ready.prepared]
+        outcomes = [_apply(conn, apply, ctx, p) for p in ready.prepared]
         ended = _record(conn, ctx, claim_, outcomes, settings)
         if claim_next:
             following = _claim_in(conn, settings, claim_.owner)
@@ -273,6 +273,23 @@ def _run(
             extra={"action": "job_finished", "job_id": claim_.job_id},
         )
     return following
+
+
+def _apply(
+    conn: sa.Connection,
+    apply: Callable[[sa.Connection, JobContext, Prepared], ChunkOutcome],
+    ctx: JobContext,
+    prepared: Prepared,
+) -> ChunkOutcome:
+    if not ctx.options.get("dry_run"):
+        return apply(conn, ctx, prepared)
+    # A dry run does every check the real run does, against the store as it
+    # is, and keeps none of the writes: only the counts and errors remain.
+    savepoint = conn.begin_nested()
+    try:
+        return apply(conn, ctx, prepared)
+    finally:
+        savepoint.rollback()
 
 
 def _count_attempt(db: Database, claim_: Claim) -> None:
@@ -318,7 +335,8 @@ def _record(
             )
             .values(
                 status="done",
-                output=_encode_output(o.applied),
+                # A dry run wrote nothing: there are no items to show.
+                output=_encode_output([] if ctx.options.get("dry_run") else o.applied),
                 successful_items=len(o.applied),
                 failed_items=len(o.failures),
                 skipped_items=o.skipped,

@@ -12,7 +12,6 @@ from lorry.api.body import decode_body
 from lorry.api.deps import RuntimeDep, require
 from lorry.api.query import nested_params, page_params
 from lorry.errors import ApiError
-from lorry.ids import is_id
 from lorry.jobs import create, destroy, update
 from lorry.jobs.context import ChunkOutcome, JobContext
 from lorry.jobs.model import ChunkInput
@@ -20,8 +19,7 @@ from lorry.schema.validator import ItemFailure
 from lorry.server import Runtime
 from lorry.store import item_types as type_store
 from lorry.store import items as item_store
-from lorry.store.filters import compile_filter, compile_order
-from lorry.store.tables import items
+from lorry.store.selection import select_items
 
 router = APIRouter(tags=["items"])
 
@@ -126,70 +124,22 @@ def delete_item(item_id: str, runtime: RuntimeDep) -> Response:
     return Response(status_code=204)
 
 
-def _split(value: Any, name: str, most: int) -> list[str]:
-    values = [v for v in value.split(",") if v] if isinstance(value, str) else []
-    if not values or len(values) > most:
-        raise ApiError.one(
-            400,
-            "invalid_filter",
-            f"{name} takes 1 to {most} comma-separated values",
-            parameter=name,
-        )
-    return values
-
-
 @router.get("/items", dependencies=[require("reader")])
 def list_items(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     params = nested_params(request.query_params.multi_items())
     limit, offset = page_params(params, 30, MAX_PAGE)
-    filters = params.get("filter", {})
-    if not isinstance(filters, dict):
-        raise ApiError.one(400, "invalid_filter", "use filter[...]", parameter="filter")
-    unknown = set(filters) - {"type", "ids", "fields"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise ApiError.one(
-            400,
-            "invalid_filter",
-            f"unknown filter {name!r}; use type, ids or fields",
-            parameter=f"filter[{name}]",
-        )
-    order_by = params.get("order_by")
     with runtime.db.read() as conn:
-        types = {t.api_key: t for t in type_store.load_all(conn)}
-        where: list[Any] = []
-        type_def = None
-        if "type" in filters:
-            keys = sorted(set(_split(filters["type"], "filter[type]", 100)))
-            missing = [k for k in keys if k not in types]
-            if missing:
-                raise ApiError.one(
-                    400,
-                    "invalid_filter",
-                    f"filter[type]: no item type {missing[0]!r}",
-                    parameter="filter[type]",
-                )
-            where.append(item_store.of_types([types[k].pk for k in keys]))
-            if len(keys) == 1:
-                type_def = types[keys[0]]
-        if "ids" in filters:
-            ids = _split(filters["ids"], "filter[ids]", MAX_PAGE)
-            where.append(items.c.id.in_([i for i in ids if is_id(i)]))
-        fields = filters.get("fields", {})
-        if not isinstance(fields, dict):
-            raise ApiError.one(
-                400,
-                "invalid_filter",
-                "use filter[fields][FIELD][OP]=VALUE",
-                parameter="filter[fields]",
-            )
-        dialect = runtime.db.dialect
-        where.extend(compile_filter(fields, type_def, dialect))
-        order = compile_order(
-            order_by if isinstance(order_by, str) else None, type_def, dialect
+        chosen = select_items(
+            conn,
+            runtime.db.dialect,
+            params.get("filter", {}),
+            params.get("order_by"),
+            max_ids=MAX_PAGE,
         )
-        rows, total = item_store.list_rows(conn, where, order, limit, offset)
-        type_keys = {t.pk: t.api_key for t in types.values()}
+        rows, total = item_store.list_rows(
+            conn, chosen.where, chosen.order, limit, offset
+        )
+        type_keys = type_store.type_keys(conn)
         data = [item_store.render(r, type_keys) for r in rows]
     next_link = None
     if offset + len(data) < total:
