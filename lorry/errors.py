@@ -33,6 +33,8 @@ class ErrorItem(msgspec.Struct, omit_defaults=True):
     title: str
     detail: str
     source: dict[str, str] | None = None
+    #: Where in an uploaded file, for errors about its content.
+    meta: dict[str, Any] | None = None
 
     @classmethod
     def make(

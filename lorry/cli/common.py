@@ -138,12 +138,15 @@ def exit_code_for(job: Job) -> int:
     return EXIT_FAILED
 
 
-def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
-    """Parse repeated ``KEY=VALUE`` options; a malformed one is a usage error."""
+def parse_pairs(
+    values: list[str] | None, option: str, *, allow_empty: bool = False
+) -> dict[str, str]:
+    """Parse repeated ``KEY=VALUE`` options; a malformed one is a usage error.
+    With ``allow_empty``, ``KEY=`` gives KEY an empty value."""
     pairs: dict[str, str] = {}
     for value in values or []:
         key, sep, target = value.partition("=")
-        if not sep or not key.strip() or not target.strip():
+        if not sep or not key.strip() or not (target.strip() or allow_empty):
             raise typer.BadParameter(
                 f"expected KEY=VALUE, got {value!r}", param_hint=option
             )

@@ -106,6 +106,17 @@ def print_summary(job: Job, console: Console = err, max_errors: int = 5) -> None
                 f"skipped {result.skipped_items:,}"
             ),
         )
+        if result.created_items is not None and result.updated_items:
+            _line(
+                console,
+                Text(
+                    f"created {result.created_items:,} · "
+                    f"updated {result.updated_items:,}"
+                ),
+            )
+        unknown = attributes.details.unknown_columns
+        if unknown:
+            _line(console, Text(f"columns that went to no field: {', '.join(unknown)}"))
         if result.errors:
             _print_errors(job.id, result, console, max_errors)
     if attributes.error is not None:
@@ -123,11 +134,16 @@ def _print_errors(
     _line(console, Text(f"first {len(shown)} of {total:,} errors:"))
     for error in shown:
         where = "-" if error.index is None else str(error.index)
+        if error.line is not None:
+            where += f" line {error.line}"
+        field = error.field or "-"
+        if error.column is not None and error.column != error.field:
+            field += f" (column {error.column})"
         _line(
             console,
             Text.assemble(
                 f"  #{where} ",
-                (error.field or "-", "cyan"),
+                (field, "cyan"),
                 " ",
                 (error.code, "yellow"),
                 f" {error.message}",

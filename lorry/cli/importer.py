@@ -1,13 +1,10 @@
-"""``lorry import``: load a CSV, JSON array or NDJSON file as items."""
+"""``lorry import``: upload a CSV, JSON array or NDJSON file as an import job."""
 
-from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import Progress
-from rich.text import Text
 
 from lorry.cli.common import (
     DEFAULT_URL,
@@ -23,17 +20,10 @@ from lorry.cli.common import (
     print_json,
 )
 from lorry.cli.display import new_progress, print_summary, wait_with_progress
-from lorry.cli.mapping import ItemBuilder
-from lorry.cli.readers import (
-    InputError,
-    open_input,
-    read_csv,
-    read_json_array,
-    read_ndjson,
-)
-from lorry.client import Client, ItemType, Job, NotFound
+from lorry.client import Job
+from lorry.client._calls import import_format
 
-__all__ = ["FileFormat", "detect_format", "import_file"]
+__all__ = ["FileFormat", "import_file"]
 
 
 class FileFormat(StrEnum):
@@ -42,168 +32,35 @@ class FileFormat(StrEnum):
     ndjson = "ndjson"
 
 
-_SUFFIXES = {
-    ".csv": FileFormat.csv,
-    ".json": FileFormat.json,
-    ".ndjson": FileFormat.ndjson,
-    ".jsonl": FileFormat.ndjson,
-}
+class UnknownColumns(StrEnum):
+    ignore = "ignore"
+    reject = "reject"
 
 
-def detect_format(path: Path, given: FileFormat | None) -> FileFormat:
-    if given is not None:
-        return given
-    found = _SUFFIXES.get(path.suffix.lower())
-    if found is None:
-        raise typer.BadParameter(
-            f"cannot tell the format of {path.name!r} from its extension; "
-            "give --format csv, json or ndjson",
-            param_hint="--format",
-        )
-    return found
-
-
-def _delimiter(text: str) -> str:
-    if text in ("\\t", "tab"):
-        return "\t"
-    if len(text) != 1:
-        raise typer.BadParameter(
-            f"expected one character, got {text!r}", param_hint="--delimiter"
-        )
-    return text
-
-
-def _find_type(client: Client, api_key: str) -> ItemType:
+def _format(path: Path, given: FileFormat | None) -> str:
     try:
-        return client.item_types.find(api_key)
-    except NotFound:
-        raise typer.BadParameter(
-            f"item type {api_key!r} does not exist (see: lorry types list)",
-            param_hint="--type",
-        ) from None
-
-
-def _link_value_type(
-    client: Client, field: Mapping[str, Any], target_field: str
-) -> str | None:
-    """The type of the values a ``link_by`` field is given, so that CSV text
-    can be converted to it; ``None`` when it cannot be known for sure."""
-    targets = (field.get("validators") or {}).get("item_types") or []
-    if len(targets) != 1:
-        return None
-    try:
-        target = client.item_types.find(targets[0])
-    except NotFound:
-        return None
-    for candidate in target.attributes.fields:
-        if candidate.get("api_key") == target_field:
-            return candidate.get("field_type")
-    raise typer.BadParameter(
-        f"item type {targets[0]!r} has no field {target_field!r}",
-        param_hint="--link",
-    )
-
-
-def _builder(
-    client: Client,
-    item_type: ItemType,
-    overrides: Mapping[str, str],
-    link_by: Mapping[str, str],
-    coerce_text: bool,
-) -> ItemBuilder:
-    api_key = item_type.attributes.api_key
-    fields = {str(field["api_key"]): field for field in item_type.attributes.fields}
-    for column, name in overrides.items():
-        if name not in fields:
-            raise typer.BadParameter(
-                f"cannot map {column!r}: {api_key!r} has no field {name!r}",
-                param_hint="--map",
-            )
-    link_value_types: dict[str, str | None] = {}
-    for name, target_field in link_by.items():
-        if fields.get(name, {}).get("field_type") not in ("link", "links"):
-            raise typer.BadParameter(
-                f"{name!r} is not a link field of {api_key!r}", param_hint="--link"
-            )
-        link_value_types[name] = _link_value_type(client, fields[name], target_field)
-
-    def warn(message: str) -> None:
-        err.print(
-            Text.assemble(("warning: ", "yellow"), message),
-            highlight=False,
-            soft_wrap=True,
-        )
-
-    return ItemBuilder(
-        api_key,
-        item_type.attributes.fields,
-        overrides=overrides,
-        link_value_types=link_value_types,
-        coerce_text=coerce_text,
-        warn=warn,
-    )
-
-
-def _upload(
-    client: Client,
-    path: Path,
-    file_format: FileFormat,
-    delimiter: str,
-    builder: ItemBuilder,
-    progress: Progress,
-    *,
-    skip_duplicates: bool,
-    link_by: Mapping[str, str] | None,
-    chunk_size: int | None,
-) -> Job:
-    """Stream the file to a bulk create job, item by item as it is read."""
-    with open_input(path) as source:
-        records: Iterator[Any]
-        if file_format is FileFormat.csv:
-            header, records = read_csv(
-                source.stream, delimiter=delimiter, name=path.name
-            )
-            # Warn about dropped columns now, not halfway through the upload.
-            builder.resolve(header)
-        elif file_format is FileFormat.ndjson:
-            records = read_ndjson(source.stream, name=path.name)
-        else:
-            records = read_json_array(source.stream, name=path.name)
-
-        task = progress.add_task("upload", total=source.size or None, info="")
-        read = 0
-
-        def items() -> Iterator[Any]:
-            nonlocal read
-            for record in records:
-                read += 1
-                yield builder.build(record)
-
-        def on_upload(sent: int) -> None:
-            info = f"{read:,} items · {sent / 1e6:,.1f} MB sent"
-            progress.update(task, completed=source.bytes_read, info=info)
-
-        job = client.items.bulk_create_job(
-            items(),
-            skip_duplicates=skip_duplicates,
-            link_by=link_by,
-            chunk_size=chunk_size,
-            on_upload=on_upload,
-        )
-        progress.update(task, completed=source.size, info=f"{read:,} items sent")
-        return job
+        return import_format(path.name, None if given is None else given.value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--format") from None
 
 
 def import_file(
     file: Annotated[
         Path,
         typer.Argument(
-            exists=True, dir_okay=False, help="A .csv, .json or .ndjson/.jsonl file."
+            exists=True,
+            dir_okay=False,
+            help="A .csv/.tsv, .json or .ndjson/.jsonl file.",
         ),
     ],
     item_type: Annotated[
-        str, typer.Option("--type", "-t", help="The item type to create.")
-    ],
+        str | None,
+        typer.Option(
+            "--type",
+            "-t",
+            help="The item type to create (else each record's item_type).",
+        ),
+    ] = None,
     file_format: Annotated[
         FileFormat | None,
         typer.Option("--format", help="The file's format, if not its extension's."),
@@ -211,7 +68,9 @@ def import_file(
     map_: Annotated[
         list[str] | None,
         typer.Option(
-            "--map", metavar="COLUMN=FIELD", help="COLUMN=FIELD: where a column goes."
+            "--map",
+            metavar="COLUMN=FIELD",
+            help="COLUMN=FIELD: where a column goes (COLUMN= leaves it out).",
         ),
     ] = None,
     link: Annotated[
@@ -229,13 +88,46 @@ def import_file(
             "--skip-duplicates", help="Skip items whose unique values are taken."
         ),
     ] = False,
+    upsert_by: Annotated[
+        str | None,
+        typer.Option(
+            "--upsert-by",
+            metavar="FIELD",
+            help="A unique field: update the item holding the record's value, "
+            "create the others.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Check everything, write nothing."),
+    ] = False,
+    encoding: Annotated[
+        str | None, typer.Option("--encoding", help="The file's encoding (utf-8).")
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option("--delimiter", help="CSV delimiter: , ; | or tab (else sniffed)."),
+    ] = None,
+    decimal: Annotated[
+        str | None,
+        typer.Option("--decimal", help='Decimal mark of numbers: "." or ",".'),
+    ] = None,
+    thousands: Annotated[
+        str | None,
+        typer.Option(
+            "--thousands", help="Thousands separator of numbers: , . ' _ or space."
+        ),
+    ] = None,
+    unknown_columns: Annotated[
+        UnknownColumns | None,
+        typer.Option(
+            "--unknown-columns", help="Columns that match no field: ignore or reject."
+        ),
+    ] = None,
     chunk_size: Annotated[
         int | None,
         typer.Option("--chunk-size", min=1, help="Items per chunk of the job."),
     ] = None,
-    delimiter: Annotated[
-        str, typer.Option("--delimiter", help="CSV delimiter (\\t for tab).")
-    ] = ",",
     no_wait: Annotated[
         bool,
         typer.Option("--no-wait", help="Print the job id once it is accepted."),
@@ -245,42 +137,52 @@ def import_file(
     token: TokenOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Import a file as items of one item type, through a bulk create job.
+    """Import a file as items, through an import job.
 
-    Columns (or keys) go to the field named by --map, else to the field of the
-    same name, else to the field named like their snake_case (movieId ->
-    movie_id); other columns are ignored. Exits 0 when the job completed,
+    The file is streamed to the server, which reads it: columns (or keys) go
+    to the field named by --map, else to the field of the same name, else to
+    the field named like their snake_case (movieId -> movie_id); columns that
+    match no field are listed in the summary. Exits 0 when the job completed,
     3 when it completed with errors, 1 when it failed, 2 on a usage error.
     """
-    file_format = detect_format(file, file_format)
-    overrides = parse_pairs(map_, "--map")
+    fmt = _format(file, file_format)
+    mapping = parse_pairs(map_, "--map", allow_empty=True)
     link_by = parse_pairs(link, "--link")
-    separator = _delimiter(delimiter)
+    size = file.stat().st_size
 
-    with client_session(url, token, verbose) as client:
-        found = _find_type(client, item_type)
-        builder = _builder(
-            client, found, overrides, link_by, file_format is FileFormat.csv
-        )
-        with new_progress() as progress:
-            try:
-                job = _upload(
-                    client,
-                    file,
-                    file_format,
-                    separator,
-                    builder,
-                    progress,
-                    skip_duplicates=skip_duplicates,
-                    link_by=link_by or None,
-                    chunk_size=chunk_size,
-                )
-            except (InputError, OSError) as exc:
-                fail(str(exc))
-            if no_wait:
-                err.print(f"job {job.id} accepted; follow it: lorry jobs wait {job.id}")
-            else:
-                job = wait_with_progress(client, job, progress)
+    with client_session(url, token, verbose) as client, new_progress() as progress:
+        task = progress.add_task("upload", total=size or None, info="")
+
+        def on_upload(sent: int) -> None:
+            progress.update(task, completed=sent, info=f"{sent / 1e6:,.1f} MB sent")
+
+        try:
+            job: Job = client.items.import_job(
+                file,
+                type=item_type,
+                format=fmt,
+                mapping=mapping or None,
+                skip_duplicates=skip_duplicates,
+                upsert_by=upsert_by,
+                link_by=link_by or None,
+                dry_run=dry_run,
+                encoding=encoding,
+                delimiter=delimiter,
+                decimal=decimal,
+                thousands=thousands,
+                unknown_columns=None
+                if unknown_columns is None
+                else unknown_columns.value,
+                chunk_size=chunk_size,
+                on_upload=on_upload,
+            )
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc}")
+        progress.update(task, completed=size, info="uploaded")
+        if no_wait:
+            err.print(f"job {job.id} accepted; follow it: lorry jobs wait {job.id}")
+        else:
+            job = wait_with_progress(client, job, progress)
 
     if no_wait:
         if as_json:

@@ -1,6 +1,7 @@
 """The asynchronous client, twin of ``_client.py``: keep the two in step."""
 
 import asyncio
+import os
 import time
 from collections.abc import (
     AsyncIterable,
@@ -12,7 +13,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, BinaryIO, Self, TypeVar
 
 import httpx
 
@@ -223,6 +224,56 @@ class AsyncItems:
     ) -> Job:
         """Start a job that deletes the items with the given ids."""
         return await self._client._send(calls.bulk_destroy(items, chunk_size))
+
+    async def import_job(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        *,
+        type: str | None = None,
+        format: str | None = None,
+        mapping: Mapping[str, str] | None = None,
+        skip_duplicates: bool = False,
+        upsert_by: str | None = None,
+        link_by: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        decimal: str | None = None,
+        thousands: str | None = None,
+        unknown_columns: str | None = None,
+        chunk_size: int | None = None,
+        on_upload: UploadCallback | None = None,
+    ) -> Job:
+        """Import a file (CSV, JSON array or NDJSON) as items; returns the job.
+
+        ``source`` is a path or a binary file object; the file is streamed,
+        never read whole. The format comes from ``format`` or the file name.
+        Columns (or keys) go to the field ``mapping`` names (a column mapped
+        to "" is left out), else to the field of the same name or of its
+        snake_case. ``upsert_by`` (a unique field) updates the item holding
+        each record's value and creates the others. See the import options
+        in the API documentation for the rest.
+        """
+        options = calls.import_options(
+            type=type,
+            mapping=mapping,
+            skip_duplicates=skip_duplicates,
+            upsert_by=upsert_by,
+            link_by=link_by,
+            dry_run=dry_run,
+            encoding=encoding,
+            delimiter=delimiter,
+            decimal=decimal,
+            thousands=thousands,
+            unknown_columns=unknown_columns,
+            chunk_size=chunk_size,
+        )
+        with calls.open_source(source) as (stream, name):
+            file_format = calls.import_format(name, format)
+            call = calls.import_file(
+                stream, file_format, options, on_upload, as_async=True
+            )
+            return await self._client._send(call)
 
     async def list(
         self,

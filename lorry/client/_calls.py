@@ -1,8 +1,17 @@
 """Every API operation as a :class:`~lorry.client._wire.Call`, built once for
 both clients, so that the two cannot drift apart."""
 
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+import os
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Literal
 
 import msgspec
 
@@ -24,11 +33,15 @@ __all__ = [
     "find_item",
     "find_item_type",
     "find_job",
+    "import_file",
+    "import_format",
+    "import_options",
     "job_entries",
     "job_id",
     "list_item_types",
     "list_items",
     "list_jobs",
+    "open_source",
     "update_item",
     "update_item_type",
 ]
@@ -157,6 +170,97 @@ def bulk_destroy(items: Iterable[str], chunk_size: int | None) -> Call[Job]:
     if chunk_size is not None:
         body["chunk_size"] = chunk_size
     return Call("POST", "/items/bulk-destroy-jobs", wire.one(Job), body=_json(body))
+
+
+#: The content type an import sends for each format.
+IMPORT_TYPES = {
+    "csv": "text/csv",
+    "json": "application/json",
+    "ndjson": "application/x-ndjson",
+}
+_SUFFIX_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json"}
+_SUFFIX_FORMATS |= {".ndjson": "ndjson", ".jsonl": "ndjson"}
+_READ_SIZE = 1 << 16
+
+
+def import_format(name: str, given: str | None) -> str:
+    """The format of an import file: as given, else by its file name."""
+    if given is not None:
+        if given not in IMPORT_TYPES:
+            raise ValueError(f"format must be csv, json or ndjson, not {given!r}")
+        return given
+    for suffix, found in _SUFFIX_FORMATS.items():
+        if name.lower().endswith(suffix):
+            return found
+    raise ValueError(
+        f"cannot tell the format of {name!r} from its name; give format="
+        "'csv', 'json' or 'ndjson'"
+    )
+
+
+def _file_chunks(source: BinaryIO, on_upload: UploadCallback | None) -> Iterator[bytes]:
+    sent = 0
+    while chunk := source.read(_READ_SIZE):
+        sent += len(chunk)
+        yield chunk
+        if on_upload is not None:
+            on_upload(sent)
+
+
+def import_options(**options: Any) -> dict[str, Any]:
+    """The options of an import, as the server names them."""
+    return {k: v for k, v in options.items() if v is not None and v is not False}
+
+
+@contextmanager
+def open_source(
+    source: str | os.PathLike[str] | BinaryIO,
+) -> Iterator[tuple[BinaryIO, str]]:
+    """The file to upload, opened if given by path, with its name."""
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as stream:
+            yield stream, os.fspath(source)
+    else:
+        yield source, str(getattr(source, "name", ""))
+
+
+async def _afile_chunks(
+    source: BinaryIO, on_upload: UploadCallback | None
+) -> AsyncIterator[bytes]:
+    for chunk in _file_chunks(source, on_upload):
+        yield chunk
+
+
+def import_file(
+    source: BinaryIO,
+    file_format: str,
+    options: Mapping[str, Any],
+    on_upload: UploadCallback | None,
+    *,
+    as_async: bool = False,
+) -> Call[Job]:
+    params: Params = []
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        if isinstance(value, Mapping):
+            params += encode_param(key, value)
+        elif value is True:
+            params.append((key, "true"))
+        else:
+            params.append((key, str(value)))
+    return Call(
+        "POST",
+        "/items/import-jobs",
+        wire.one(Job),
+        params=params,
+        stream=(
+            _afile_chunks(source, on_upload)
+            if as_async
+            else _file_chunks(source, on_upload)
+        ),
+        content_type=IMPORT_TYPES[file_format],
+    )
 
 
 def find_job(job: str | Job) -> Call[Job]:

@@ -89,9 +89,13 @@ class Call(Generic[T]):
     #: Told the size of ``body`` once it has been sent; streams report
     #: their own progress as they are consumed.
     on_upload: UploadCallback | None = None
+    #: The type of a streamed body that is not NDJSON (an import's file).
+    content_type: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
+        if self.content_type is not None:
+            return {"Content-Type": self.content_type}
         if self.body is not None:
             return {"Content-Type": "application/json"}
         if self.stream is not None:

@@ -96,6 +96,14 @@ class Prepared:
     updates: list[tuple[int, str, dict[str, Any], int | None, bytes]] = field(
         default_factory=list
     )
+    #: Imports: where the chunk's entries are in the file, and each field's
+    #: column, so that errors can say so; notes for the job's details; the
+    #: records of an upsert, kept for the ones that update.
+    first_index: int = 0
+    lines: list[int] | None = None
+    columns: dict[str, str] | None = None
+    notes: dict[str, Any] | None = None
+    records: dict[int, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

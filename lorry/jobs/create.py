@@ -7,7 +7,7 @@ from collections import Counter
 import msgspec
 import sqlalchemy as sa
 
-from lorry.ids import new_ids
+from lorry.ids import is_id, new_ids
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared
 from lorry.jobs.links import Candidate, resolve_links
 from lorry.jobs.model import ChunkInput, PreFailed, decode_entries
@@ -101,12 +101,52 @@ def _row_keys(conn: sa.Connection, candidates: list[Candidate]) -> list[int]:
     return [next(free[c[1].compiled.type_def.pk]) for c in candidates]
 
 
+def _given_ids(
+    conn: sa.Connection,
+    ctx: JobContext,
+    candidates: list[Candidate],
+    outcome: ChunkOutcome,
+) -> list[Candidate]:
+    """Items that bring their own id (an import of an export) keep it, unless
+    it is not a Lorry id or is taken."""
+    given = [c[3] for c in candidates if c[3] is not None]
+    if not given:
+        return candidates
+    taken = item_store.existing_ids(conn, [i for i in given if is_id(i)])
+    skip = bool(ctx.options.get("skip_duplicates"))
+    kept: list[Candidate] = []
+    for candidate in candidates:
+        index, _valid, raw, item_id, _given = candidate
+        if item_id is None:
+            kept.append(candidate)
+        elif not is_id(item_id):
+            failure = ItemFailure(
+                "invalid_value",
+                f"id {item_id!r} is not a Lorry id (26 characters, as Lorry "
+                "makes them); map that column to a field, or leave it out",
+                "id",
+            )
+            outcome.failures.append((index, None, failure, raw))
+        elif item_id in taken and skip:
+            outcome.skipped += 1
+        elif item_id in taken:
+            failure = ItemFailure(
+                "not_unique", f"id {item_id} is already used by an item", "id"
+            )
+            outcome.failures.append((index, item_id, failure, raw))
+        else:
+            kept.append(candidate)
+    return kept
+
+
 def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutcome:
     outcome = ChunkOutcome(prepared.seq, failures=list(prepared.failures))
     candidates, link_failures = resolve_links(conn, ctx, prepared.valids)
     outcome.failures.extend(link_failures)
+    candidates = _given_ids(conn, ctx, candidates, outcome)
 
-    ids = new_ids(len(candidates))
+    fresh = iter(new_ids(len(candidates)))
+    ids = [c[3] or next(fresh) for c in candidates]
     keys = _row_keys(conn, candidates)
     now, job_id = ctx.now, ctx.job_id
     rows: list[ItemRow] = [
@@ -130,14 +170,21 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
         ]
         return _with_inputs(conn, ctx, outcome)
 
-    stored = item_store.existing_ids(conn, ids)
+    # Row keys are fresh, so a row holding one is a row this insert wrote.
+    stored = item_store.existing_keys(conn, keys)
     skip = bool(ctx.options.get("skip_duplicates"))
-    for item_id, (index, valid, raw, _id, _given) in zip(ids, candidates, strict=True):
-        if item_id in stored:
+    for key, item_id, (index, valid, raw, _id, _given) in zip(
+        keys, ids, candidates, strict=True
+    ):
+        if key in stored:
             outcome.applied.append((index, item_id))
         elif skip:
             outcome.skipped += 1
         else:
             failure = explain_conflict(conn, ctx, valid)
+            if _id is not None and failure.field is None:
+                failure = ItemFailure(
+                    "not_unique", f"id {_id} appears earlier in this job", "id"
+                )
             outcome.failures.append((index, None, failure, raw))
     return _with_inputs(conn, ctx, outcome)

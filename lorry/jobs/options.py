@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import re
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import sqlalchemy as sa
@@ -21,13 +22,41 @@ _ALLOWED = {
     "bulk_create": {"skip_duplicates", "link_by", "chunk_size"},
     "bulk_update": {"link_by", "chunk_size"},
     "bulk_destroy": {"chunk_size"},
+    "import": {
+        "type",
+        "format",
+        "encoding",
+        "delimiter",
+        "mapping",
+        "skip_duplicates",
+        "upsert_by",
+        "link_by",
+        "dry_run",
+        "unknown_columns",
+        "decimal",
+        "thousands",
+        "chunk_size",
+    },
 }
+#: The delimiters an import takes; a tab may be given as "\\t" or "tab".
+_DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "\\t": "\t", "tab": "\t"}
 
 
 class _Options(msgspec.Struct, forbid_unknown_fields=True):
     skip_duplicates: bool = False
     link_by: dict[str, str] | None = None
     chunk_size: int | None = None
+    dry_run: bool = False
+    # Imports only.
+    type: str | None = None
+    format: Literal["csv", "json", "ndjson"] | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    mapping: dict[str, str] | None = None
+    upsert_by: str | None = None
+    unknown_columns: Literal["ignore", "reject"] = "ignore"
+    decimal: Literal[".", ","] = "."
+    thousands: Literal["", ",", ".", " ", "'", "_"] = ""
 
 
 def _bad(detail: str, path: list[str], in_query: bool) -> ApiError:
@@ -69,13 +98,79 @@ def check_options(
     if opts.link_by:
         _check_link_by(conn, opts.link_by, in_query)
     out: dict[str, Any] = {}
-    if kind == "bulk_create":
+    if kind in ("bulk_create", "import"):
         out["skip_duplicates"] = opts.skip_duplicates
     if opts.link_by:
         out["link_by"] = dict(opts.link_by)
     if opts.chunk_size is not None:
         out["chunk_size"] = opts.chunk_size
+    if opts.dry_run:
+        out["dry_run"] = True
+    if kind == "import":
+        out.update(_import_options(conn, opts, in_query))
     return out
+
+
+def _import_options(
+    conn: sa.Connection, opts: _Options, in_query: bool
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "unknown_columns": opts.unknown_columns,
+        "decimal": opts.decimal,
+        "thousands": opts.thousands,
+    }
+    if opts.decimal == opts.thousands:
+        raise _bad("decimal and thousands must differ", ["thousands"], in_query)
+    type_def = None
+    if opts.type is not None:
+        type_def = type_store.find(conn, opts.type)
+        if type_def is None:
+            raise _bad(f"no item type {opts.type!r}", ["type"], in_query)
+        out["type"] = opts.type
+    if opts.format is not None:
+        out["format"] = opts.format
+    if opts.encoding is not None:
+        try:
+            out["encoding"] = codecs.lookup(opts.encoding).name
+        except LookupError:
+            raise _bad(
+                f"unknown encoding {opts.encoding!r}", ["encoding"], in_query
+            ) from None
+    if opts.delimiter is not None:
+        if opts.delimiter not in _DELIMITERS:
+            raise _bad(
+                "delimiter must be one of , ; | or \\t (tab)",
+                ["delimiter"],
+                in_query,
+            )
+        out["delimiter"] = _DELIMITERS[opts.delimiter]
+    if opts.mapping:
+        if type_def is not None:
+            known = {f.api_key for f in type_def.fields} | _SYSTEM_COLUMNS
+            for column, target in opts.mapping.items():
+                if target and target not in known:
+                    raise _bad(
+                        f"mapping: {opts.type!r} has no field {target!r}",
+                        ["mapping", column],
+                        in_query,
+                    )
+        out["mapping"] = dict(opts.mapping)
+    if opts.upsert_by is not None:
+        field = type_def.field(opts.upsert_by) if type_def else None
+        if type_def is None:
+            raise _bad("upsert_by needs the import's type", ["upsert_by"], in_query)
+        if field is None or not field.unique:
+            raise _bad(
+                f"upsert_by: {opts.type!r} has no unique field {opts.upsert_by!r}",
+                ["upsert_by"],
+                in_query,
+            )
+        out["upsert_by"] = opts.upsert_by
+    return out
+
+
+#: Columns an import reads besides the fields (an export writes them).
+_SYSTEM_COLUMNS = frozenset({"id", "item_type", "created_at", "updated_at", "meta"})
 
 
 def _check_link_by(

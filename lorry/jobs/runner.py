@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from lorry.clock import now_us
 from lorry.config import Settings
-from lorry.jobs import create, destroy, update
+from lorry.jobs import create, destroy, imports, update
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared, schema_key
 from lorry.jobs.model import (
     ACTIVE_STATUSES,
@@ -59,6 +59,7 @@ _KINDS: dict[
     "bulk_create": (create.prepare, create.apply),
     "bulk_update": (update.prepare, update.apply),
     "bulk_destroy": (destroy.prepare, destroy.apply),
+    "import": (imports.prepare, imports.apply),
 }
 _encode_output = msgspec.msgpack.Encoder().encode
 _decode_lines = msgspec.msgpack.Decoder(list[int]).decode
@@ -282,14 +283,22 @@ def _apply(
     prepared: Prepared,
 ) -> ChunkOutcome:
     if not ctx.options.get("dry_run"):
-        return apply(conn, ctx, prepared)
-    # A dry run does every check the real run does, against the store as it
-    # is, and keeps none of the writes: only the counts and errors remain.
-    savepoint = conn.begin_nested()
-    try:
-        return apply(conn, ctx, prepared)
-    finally:
-        savepoint.rollback()
+        outcome = apply(conn, ctx, prepared)
+    else:
+        # A dry run does every check the real run does, against the store
+        # as it is, and keeps none of the writes: only counts and errors.
+        savepoint = conn.begin_nested()
+        try:
+            outcome = apply(conn, ctx, prepared)
+        finally:
+            savepoint.rollback()
+    if prepared.lines is not None:
+        first, lines = prepared.first_index, prepared.lines
+        outcome.lines = {i: lines[i - first] for i, *_rest in outcome.failures}
+        outcome.columns = prepared.columns
+    if prepared.notes:
+        outcome.notes = {**(outcome.notes or {}), **prepared.notes}
+    return outcome
 
 
 def _count_attempt(db: Database, claim_: Claim) -> None:

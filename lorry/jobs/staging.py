@@ -41,6 +41,7 @@ class _IdOnly(msgspec.Struct):
 
 
 _id_of_update = msgspec.json.Decoder(_IdOnly).decode
+_encode_lines = msgspec.msgpack.Encoder().encode
 _id_of_destroy = msgspec.json.Decoder(Any).decode
 
 
@@ -59,17 +60,22 @@ class Stager:
         self.db = db
         self.settings = settings
         self.kind = kind
+        self.options = options
         self.chunk_size = chunk_size
         self.job_id = new_id()
         self.count = 0
         self._entries: list[Entry] = []
+        #: Imports: the input line of each entry of the chunk being cut.
+        self._lines: list[int] | None = [] if kind == "import" else None
         self._entry_bytes = 0
         self._chunks: list[dict[str, Any]] = []
         self._chunk_bytes = 0
         self._seq = 0
         # Update and destroy jobs must name each item once; a set of ids is
         # the price of reporting the second mention as duplicate_id.
-        self._seen: set[str] | None = set() if kind != "bulk_create" else None
+        self._seen: set[str] | None = (
+            set() if kind in ("bulk_update", "bulk_destroy", "migrate") else None
+        )
         now = now_us()
         with db.write() as conn:
             conn.execute(
@@ -85,12 +91,6 @@ class Stager:
             )
 
     def add(self, raw: bytes) -> None:
-        if self.count >= self.settings.max_items_per_job:
-            raise ApiError.one(
-                413,
-                "too_many_items",
-                f"a job holds at most {self.settings.max_items_per_job} items",
-            )
         entry: Entry = raw
         if len(raw) > self.settings.max_item_bytes:
             entry = PreFailed(
@@ -101,14 +101,11 @@ class Stager:
             )
         elif self._seen is not None:
             entry = self._dedupe(raw)
-        self._entries.append(entry)
-        self._entry_bytes += len(raw)
-        self.count += 1
-        if len(self._entries) >= self.chunk_size or self._entry_bytes >= CHUNK_BYTES:
-            self._cut()
+        self._append(entry, len(raw))
 
     def add_many(self, raws: list[bytes]) -> None:
         """Add entries in bulk: the common case at list speed, not item by item."""
+        assert self._lines is None, "imports add records"
         if (
             self._seen is not None
             or not raws
@@ -135,6 +132,33 @@ class Stager:
                 or self._entry_bytes >= CHUNK_BYTES
             ):
                 self._cut()
+
+    def add_records(
+        self, records: list[tuple[int, bytes, tuple[str, str] | None]]
+    ) -> None:
+        """Add an import's records: (line, JSON object, error if unreadable)."""
+        assert self._lines is not None
+        for line, raw, error in records:
+            if error is not None:
+                # Counted and cut like any entry: its chunk reports it.
+                self._lines.append(line)
+                self._append(PreFailed(error[0], error[1], raw), len(raw))
+            else:
+                self._lines.append(line)
+                self.add(raw)
+
+    def _append(self, entry: Entry, size: int) -> None:
+        if self.count >= self.settings.max_items_per_job:
+            raise ApiError.one(
+                413,
+                "too_many_items",
+                f"a job holds at most {self.settings.max_items_per_job} items",
+            )
+        self._entries.append(entry)
+        self._entry_bytes += size
+        self.count += 1
+        if len(self._entries) >= self.chunk_size or self._entry_bytes >= CHUNK_BYTES:
+            self._cut()
 
     def _dedupe(self, raw: bytes) -> Entry:
         assert self._seen is not None
@@ -169,8 +193,11 @@ class Stager:
                 "first_index": self.count - len(self._entries),
                 "item_count": len(self._entries),
                 "input": blob,
+                "lines": None if self._lines is None else _encode_lines(self._lines),
             }
         )
+        if self._lines is not None:
+            self._lines = []
         self._chunk_bytes += len(blob)
         self._seq += 1
         self._entries = []
@@ -188,7 +215,7 @@ class Stager:
         self._chunks = []
         self._chunk_bytes = 0
 
-    def finish(self) -> str:
+    def finish(self, details: dict[str, Any] | None = None) -> str:
         """Store what is left and hand the job to the workers."""
         self._cut()
         if self.count == 0:
@@ -205,6 +232,7 @@ class Stager:
                     status="queued",
                     total_items=self.count,
                     chunks_total=self._seq,
+                    details=details,
                     updated_at=now_us(),
                 )
             )

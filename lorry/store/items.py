@@ -109,6 +109,15 @@ def existing_ids(conn: sa.Connection, ids: Sequence[str]) -> set[str]:
     return found
 
 
+def existing_keys(conn: sa.Connection, keys: Sequence[int]) -> set[int]:
+    found: set[int] = set()
+    for batch in _batches(keys):
+        found.update(
+            conn.execute(sa.select(items.c.pk).where(items.c.pk.in_(batch))).scalars()
+        )
+    return found
+
+
 def fetch_states(conn: sa.Connection, ids: Sequence[str]) -> dict[str, ItemState]:
     cols = (items.c.id, items.c.item_type_pk, items.c.data, items.c.version)
     states: dict[str, ItemState] = {}

@@ -137,6 +137,11 @@ async def _accept(
         await run_in_threadpool(stager.abort)
         raise
     runtime.pool.wake()
+    return await accepted(runtime, job_id)
+
+
+async def accepted(runtime: Runtime, job_id: str) -> JSONResponse:
+    """The 202 answer to a job's creation: the job as it is now."""
 
     def load() -> dict[str, Any]:
         with runtime.db.read() as conn:

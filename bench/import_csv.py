@@ -1,0 +1,156 @@
+"""CSV import: Lorry over HTTP against the raw limit of the same work, in one run.
+
+    python bench/import_csv.py 1000000
+    python bench/import_csv.py 100000 1000000   # also compares peak memory
+
+(a) raw limit: the csv module reads the file and executemany inserts its rows
+    into a fresh SQLite file in one transaction, into a table with a unique
+    index on sku (no validation, no JSON, nothing else);
+(b) Lorry: one import job of the same file, streamed over HTTP to a fresh
+    ``lorry serve`` (a real process), waited for.
+
+Prints items/s of each, their ratio, and the peak RSS of every process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+from bulk_create import FIELDS, TOKEN, Run, peak_rss_mb, rows, total_rss, wait_ready
+
+
+def write_csv(n: int, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["name", "sku", "price", "status", "description", "created_at"])
+        writer.writerows(rows(n))
+
+
+def raw_limit(path: Path, workdir: Path) -> float:
+    db = sqlite3.connect(workdir / "raw.db", isolation_level=None)
+    db.execute(
+        "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " sku TEXT NOT NULL, price REAL, status TEXT, description TEXT,"
+        " created_at TEXT)"
+    )
+    db.execute("CREATE UNIQUE INDEX ux_products_sku ON products (sku)")
+    start = time.perf_counter()
+    with path.open(newline="", encoding="utf-8") as source:
+        reader = csv.reader(source)
+        next(reader)
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO products (name, sku, price, status, description, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            reader,
+        )
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    count = db.execute("SELECT count(*) FROM products").fetchone()[0]
+    db.close()
+    return int(count) / elapsed
+
+
+def file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            yield chunk
+
+
+def lorry_run(n: int, path: Path, workdir: Path, port: int) -> Run:
+    env = {**os.environ, "LORRY_ADMIN_TOKEN": TOKEN}
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "lorry", "serve", "--port", str(port)]
+    cmd += ["--data-dir", str(workdir / "lorry-data"), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        wait_ready(url, proc)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=3600) as api:
+            body = {
+                "data": {
+                    "type": "item_type",
+                    "attributes": {
+                        "api_key": "product",
+                        "name": "Product",
+                        "fields": FIELDS,
+                    },
+                }
+            }
+            api.post("/item-types", json=body).raise_for_status()
+            start = time.perf_counter()
+            response = api.post(
+                "/items/import-jobs",
+                params={"type": "product"},
+                content=file_chunks(path),
+                headers={"Content-Type": "text/csv"},
+            )
+            response.raise_for_status()
+            accepted = time.perf_counter() - start
+            job_id = response.json()["data"]["id"]
+            while True:
+                attrs = api.get(f"/jobs/{job_id}").json()["data"]["attributes"]
+                if attrs["status"] not in ("queued", "in_progress"):
+                    break
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - start
+        if attrs["status"] != "completed" or attrs["result"]["successful_items"] != n:
+            raise SystemExit(f"job did not complete cleanly: {attrs}")
+        rss = {"server": peak_rss_mb(proc.pid)}
+        for n_child, child in enumerate(psutil.Process(proc.pid).children()):
+            tracker = "resource_tracker" in " ".join(child.cmdline())
+            name = "resource tracker" if tracker else f"worker process {n_child}"
+            rss[name] = peak_rss_mb(child.pid)
+        running = float(attrs["details"]["items_per_second"])
+        return Run(n / elapsed, accepted, running, rss)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int, nargs="+", help="numbers of rows, one run each")
+    parser.add_argument("--port", type=int, default=8732)
+    args = parser.parse_args()
+
+    runs: list[tuple[int, Run]] = []
+    for n in args.n:
+        with tempfile.TemporaryDirectory(prefix="lorry-bench-") as tmp:
+            workdir = Path(tmp)
+            path = workdir / "products.csv"
+            write_csv(n, path)
+            size_mb = path.stat().st_size / 1e6
+            raw = raw_limit(path, workdir)
+            run = lorry_run(n, path, workdir, args.port)
+        print(f"CSV import, N = {n:,} ({size_mb:,.0f} MB, {os.cpu_count()} cores)")
+        print(f"  raw limit (csv + executemany)     {raw:>12,.0f} items/s")
+        print(f"  Lorry (HTTP upload to completed)  {run.rate:>12,.0f} items/s")
+        print(f"  Lorry (job running phase only)    {run.running_rate:>12,.0f} items/s")
+        print(f"  upload and staging (until 202)    {run.accept_seconds:>12.2f} s")
+        print(f"  ratio Lorry / raw                 {run.rate / raw:>12.2f}")
+        for name, mb in run.peak_rss_mb.items():
+            print(f"  peak RSS, {name:<23}{mb:>10.0f} MB")
+        runs.append((n, run))
+    for (n_small, small), (n_big, big) in itertools.pairwise(runs):
+        print(
+            f"peak RSS at N = {n_big:,} / at N = {n_small:,}: "
+            f"{total_rss(big) / total_rss(small):.2f} (all processes), "
+            f"{big.peak_rss_mb['server'] / small.peak_rss_mb['server']:.2f} (server)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Turning the records of an import file into items of an item type.
+
+A record is a JSON object: a CSV row as ``{column: cell}`` (cells are text,
+or null when empty), or an element of a JSON file as it came. Each column
+goes to a field, and CSV text is read as the field's type: numbers with the
+job's decimal mark, JSON text for json fields, lists for links fields. What
+stays text goes to the validator, which reads it by the field type too, so a
+string field keeps "007" and an integer field turns "7" into 7.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from lorry.schema.fields import ItemTypeDef
+from lorry.schema.validator import ItemFailure
+
+__all__ = ["Converted", "RecordPlan", "snake_case"]
+
+_SEPARATORS = re.compile(r"[\s.\-]+")
+_ACRONYM_END = re.compile(r"(?<=[A-Z])(?=[A-Z][a-z])")
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+#: Columns that are not fields: what an export writes beside them.
+_SYSTEM = frozenset({"id", "item_type", "created_at", "updated_at", "meta"})
+#: Text values of these field types mean "no value" when empty.
+_TEXT_TYPES = frozenset({"string", "text"})
+_SPACES = ("\u00a0", "\u202f", " ")
+
+
+def snake_case(name: str) -> str:
+    """``movieId`` -> ``movie_id``, ``ProductID`` -> ``product_id``,
+    ``Unit Price`` -> ``unit_price``."""
+    name = _SEPARATORS.sub("_", name.strip())
+    name = _ACRONYM_END.sub("_", name)
+    return _WORD_START.sub("_", name).lower()
+
+
+class _Unreadable(Exception):
+    """A cell that cannot be read as its field's type."""
+
+
+def _json_text(text: str) -> Any:
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise _Unreadable(f"is not valid JSON: {exc}") from None
+
+
+def _links_text(text: str) -> Any:
+    text = text.strip()
+    if text.startswith("["):
+        return _json_text(text)
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@dataclass(slots=True)
+class Converted:
+    item: dict[str, Any]
+    #: The id the record gave, kept by the import (an export read back).
+    item_id: str | None
+
+
+@dataclass(slots=True)
+class _TypePlan:
+    type_def: ItemTypeDef
+    #: column -> field api_key, or None for a column that goes nowhere
+    columns: dict[str, str | None] = field(default_factory=dict)
+    field_types: dict[str, str] = field(default_factory=dict)
+
+
+class RecordPlan:
+    """How the records of one import job become items."""
+
+    def __init__(self, types: list[ItemTypeDef], options: dict[str, Any]) -> None:
+        self._types = {t.api_key: t for t in types}
+        self._plans: dict[str, _TypePlan] = {}
+        self.default_type: str | None = options.get("type")
+        self.mapping: dict[str, str] = options.get("mapping") or {}
+        self.from_text = options.get("format") == "csv"
+        self.reject_unknown = options.get("unknown_columns") == "reject"
+        self._number = self._number_reader(
+            options.get("decimal", "."), options.get("thousands", "")
+        )
+        #: Columns seen that went to no field, in order of appearance.
+        self.unknown: list[str] = []
+        self._unknown_seen: set[str] = set()
+
+    @staticmethod
+    def _number_reader(decimal: str, thousands: str) -> Callable[[str], str] | None:
+        if decimal == "." and not thousands:
+            return None
+        drop = _SPACES if thousands == " " else (thousands,) if thousands else ()
+
+        def read(text: str) -> str:
+            text = text.strip()
+            for mark in drop:
+                text = text.replace(mark, "")
+            return text.replace(",", ".") if decimal == "," else text
+
+        return read
+
+    def _plan(self, type_key: str) -> _TypePlan | None:
+        plan = self._plans.get(type_key)
+        if plan is None:
+            type_def = self._types.get(type_key)
+            if type_def is None:
+                return None
+            plan = _TypePlan(
+                type_def, field_types={f.api_key: f.field_type for f in type_def.fields}
+            )
+            self._plans[type_key] = plan
+        return plan
+
+    def _target(self, plan: _TypePlan, column: str) -> str | None:
+        found = plan.columns.get(column, "")
+        if found != "":
+            return found
+        target: str | None
+        if column in self.mapping:
+            target = self.mapping[column] or None
+        elif column in plan.field_types or column in _SYSTEM:
+            target = column
+        else:
+            snake = snake_case(column)
+            target = snake if snake in plan.field_types else None
+            if target is None and column not in self._unknown_seen:
+                self._unknown_seen.add(column)
+                self.unknown.append(column)
+        plan.columns[column] = target
+        return target
+
+    def field_columns(self) -> dict[str, str]:
+        """The column each field was read from, for error reports."""
+        out: dict[str, str] = {}
+        for plan in self._plans.values():
+            for column, target in plan.columns.items():
+                if target is not None:
+                    out.setdefault(target, column)
+        return out
+
+    def convert(self, record: dict[str, Any]) -> Converted | ItemFailure:
+        type_key = record.get("item_type") or self.default_type
+        if type_key is None:
+            return ItemFailure(
+                "invalid_value",
+                "the record has no item_type, and the import names no type",
+                "item_type",
+            )
+        if not isinstance(type_key, str):
+            return ItemFailure(
+                "invalid_type", "item_type must be a string", "item_type"
+            )
+        plan = self._plan(type_key)
+        if plan is None:
+            return ItemFailure(
+                "unknown_item_type", f"no item type {type_key!r}", "item_type"
+            )
+
+        item: dict[str, Any] = {"item_type": type_key}
+        item_id: str | None = None
+        for column, value in record.items():
+            target = self._target(plan, column)
+            if target is None:
+                if self.reject_unknown and column not in self.mapping:
+                    return ItemFailure(
+                        "unknown_field",
+                        f"{type_key!r} has no field for column {column!r}",
+                        column,
+                    )
+                continue
+            if target in ("item_type", "meta"):
+                continue
+            if target in ("created_at", "updated_at") and value in (None, ""):
+                continue  # the store stamps these itself
+            if target == "id":
+                if value is not None and not isinstance(value, str):
+                    return ItemFailure("invalid_type", "id must be a string", "id")
+                item_id = value or None
+                continue
+            try:
+                item[target] = self._value(plan.field_types.get(target), value)
+            except _Unreadable as exc:
+                return ItemFailure("invalid_value", f"{target} {exc}", target)
+        return Converted(item, item_id)
+
+    def _value(self, field_type: str | None, value: Any) -> Any:
+        if not isinstance(value, str):
+            # A JSON number for a text field is read as its text: files
+            # written by other systems often give codes and ids as numbers.
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            return str(value) if number and field_type in _TEXT_TYPES else value
+        if field_type in ("integer", "float"):
+            if self._number is not None:
+                value = self._number(value)
+            return value if value.strip() or not self.from_text else None
+        if not self.from_text or field_type in _TEXT_TYPES or field_type is None:
+            return value
+        # CSV text of the other types: an empty cell holds no value.
+        if not value.strip():
+            return None
+        if field_type == "json":
+            return _json_text(value)
+        if field_type == "links":
+            return _links_text(value)
+        return value
