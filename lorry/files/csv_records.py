@@ -1,14 +1,17 @@
 """CSV records, cut out of an upload as its bytes arrive.
 
-Written here rather than on the csv module because an import must tell an
-empty cell (null) from a quoted empty one (``""``, an empty string), which
-Python 3.11's csv cannot, and must name the physical line where each record
-starts. A line without quotes, the common case, is split at C speed; only
-lines with quotes go through the field-by-field reading.
+An import must tell an empty cell (null) from a quoted empty one (``""``, an
+empty string), which Python 3.11's csv module cannot, and must name the
+physical line where each record starts. So the csv module reads, at C speed,
+each run of complete lines where it cannot be wrong: no ``""`` in the text and
+nothing it refuses in strict mode. Everything else, and every error, goes
+through the reading written here, which is the reference for both.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from typing import Any
 
@@ -30,6 +33,10 @@ _encode = msgspec.json.encode
 
 class _Incomplete(Exception):
     """The record goes on past the bytes received so far."""
+
+
+class _NotForCsv(Exception):
+    """A run of lines the csv module might read differently from ours."""
 
 
 def sniff(line: str) -> str:
@@ -56,6 +63,10 @@ class CsvReader:
         self.columns: list[str] | None = None
         self._scan: re.Pattern[str] | None = None
         self._bare: re.Pattern[str] | None = None
+        #: Until this position of ``_buf`` records are read one by one.
+        self._slow_until = 0
+        #: Off in tests that compare both readings.
+        self.use_csv_module = True
         if delimiter is not None:
             self._use(delimiter)
 
@@ -78,6 +89,16 @@ class CsvReader:
         while pos < len(self._buf):
             if self._delimiter is None and not self._sniff(pos, final):
                 break
+            if (
+                self.use_csv_module
+                and self.columns is not None
+                and pos >= self._slow_until
+            ):
+                block = self._block(pos, final)
+                if block is not None:
+                    records += block[0]
+                    pos = block[1]
+                    continue
             try:
                 cells, error, end, breaks = self._record(pos, final)
             except _Incomplete:
@@ -92,6 +113,7 @@ class CsvReader:
             else:
                 records.append(self._make(line, cells or [], error))
         self._buf = self._buf[pos:]
+        self._slow_until = max(0, self._slow_until - pos)
         if len(self._buf) > self._max:
             raise FileError(
                 "record_too_large",
@@ -113,6 +135,70 @@ class CsvReader:
                 self._use(self._delimiter or sniff(line))
                 return True
             pos = match.end()
+
+    def _block(self, pos: int, final: bool) -> tuple[list[Record], int] | None:
+        """Read the complete lines from ``pos`` with the csv module, or say
+        (None) that they are to be read one by one, up to ``_slow_until``."""
+        buf = self._buf
+        cut = self._block_end(pos, final)
+        if cut - pos < 4096:
+            self._slow_until = cut
+            return None
+        region = buf[pos:cut]
+        if '""' in region or region.count('"') % 2:
+            self._slow_until = cut
+            return None
+        try:
+            records = self._csv_records(region)
+        except (_NotForCsv, csv.Error):
+            self._slow_until = cut
+            return None
+        self._line += count_breaks(region)
+        return records, cut
+
+    def _block_end(self, pos: int, final: bool) -> int:
+        """Just past the last line break that surely ends a line."""
+        buf = self._buf
+        if final:
+            return len(buf)
+        at = max(buf.rfind("\n", pos), buf.rfind("\r", pos))
+        if at == len(buf) - 1 and buf[at] == "\r":
+            # It may be the CR of a CRLF whose LF has not arrived.
+            at = max(buf.rfind("\n", pos, at), buf.rfind("\r", pos, at))
+        return at + 1 if at >= pos else pos
+
+    def _csv_records(self, region: str) -> list[Record]:
+        assert self._delimiter is not None
+        delimiter = self._delimiter
+        spaced = delimiter.isspace()
+        rows = csv.reader(
+            io.StringIO(region, newline=""), delimiter=delimiter, strict=True
+        )
+        records: list[Record] = []
+        make = self._make
+        columns = self.columns
+        assert columns is not None
+        width = len(columns)
+        encode = _encode
+        base = self._line
+        start = 0
+        for row in rows:
+            line = base + start
+            start = rows.line_num
+            if not row:
+                continue  # a blank line
+            if not row[0].strip() and (len(row) == 1 or spaced):
+                # Blank, or a quoted blank cell? Only the raw line can tell.
+                if not "".join(row).strip():
+                    raise _NotForCsv
+            cells = [c or None for c in row]
+            if len(cells) == width:
+                records.append(
+                    (line, encode(dict(zip(columns, cells, strict=True))), None)
+                )
+            else:
+                records.append(make(line, cells, None))
+        return records
 
     def _record(
         self, pos: int, final: bool

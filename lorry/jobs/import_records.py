@@ -58,6 +58,20 @@ def _links_text(text: str) -> Any:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+#: A column's step: (column, target, how to read its value or None as is)
+_Step = tuple[str, str, "Callable[[Any], Any] | None"]
+_SKIP = object()
+
+
+def _stamp_or_skip(value: Any) -> Any:
+    # The store stamps these itself when the file leaves them empty.
+    return _SKIP if value in (None, "") else value
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 @dataclass(slots=True)
 class Converted:
     item: dict[str, Any]
@@ -71,6 +85,10 @@ class _TypePlan:
     #: column -> field api_key, or None for a column that goes nowhere
     columns: dict[str, str | None] = field(default_factory=dict)
     field_types: dict[str, str] = field(default_factory=dict)
+    #: The steps for records with these columns, or why they all fail
+    programs: dict[tuple[str, ...], list[_Step] | ItemFailure] = field(
+        default_factory=dict
+    )
 
 
 class RecordPlan:
@@ -161,32 +179,68 @@ class RecordPlan:
                 "unknown_item_type", f"no item type {type_key!r}", "item_type"
             )
 
+        steps = plan.programs.get(keys := tuple(record))
+        if steps is None:
+            steps = plan.programs[keys] = self._compile(plan, keys)
+        if isinstance(steps, ItemFailure):
+            return steps
+
         item: dict[str, Any] = {"item_type": type_key}
         item_id: str | None = None
-        for column, value in record.items():
-            target = self._target(plan, column)
-            if target is None:
-                if self.reject_unknown and column not in self.mapping:
-                    return ItemFailure(
-                        "unknown_field",
-                        f"{type_key!r} has no field for column {column!r}",
-                        column,
-                    )
+        for column, target, read in steps:
+            value = record[column]
+            if read is None:
+                item[target] = value
                 continue
-            if target in ("item_type", "meta"):
+            try:
+                value = read(value)
+            except _Unreadable as exc:
+                return ItemFailure("invalid_value", f"{target} {exc}", target)
+            if value is _SKIP:
                 continue
-            if target in ("created_at", "updated_at") and value in (None, ""):
-                continue  # the store stamps these itself
             if target == "id":
                 if value is not None and not isinstance(value, str):
                     return ItemFailure("invalid_type", "id must be a string", "id")
                 item_id = value or None
                 continue
-            try:
-                item[target] = self._value(plan.field_types.get(target), value)
-            except _Unreadable as exc:
-                return ItemFailure("invalid_value", f"{target} {exc}", target)
+            item[target] = value
         return Converted(item, item_id)
+
+    def _compile(
+        self, plan: _TypePlan, columns: tuple[str, ...]
+    ) -> list[_Step] | ItemFailure:
+        """What to do with each column of records that have these columns,
+        worked out once for all such records (every row of a CSV file)."""
+        steps: list[_Step] = []
+        for column in columns:
+            target = self._target(plan, column)
+            if target is None:
+                if self.reject_unknown and column not in self.mapping:
+                    return ItemFailure(
+                        "unknown_field",
+                        f"{plan.type_def.api_key!r} has no field for column {column!r}",
+                        column,
+                    )
+                continue
+            if target in ("item_type", "meta"):
+                continue
+            if target in ("created_at", "updated_at"):
+                steps.append((column, target, _stamp_or_skip))
+            elif target == "id":
+                steps.append((column, target, _same))
+            else:
+                steps.append((column, target, self._reader(plan, target)))
+        return steps
+
+    def _reader(self, plan: _TypePlan, target: str) -> Callable[[Any], Any] | None:
+        field_type = plan.field_types.get(target)
+        if self.from_text and field_type in _TEXT_TYPES:
+            return None  # CSV cells are text or null already
+
+        def read(value: Any) -> Any:
+            return self._value(field_type, value)
+
+        return read
 
     def _value(self, field_type: str | None, value: Any) -> Any:
         if not isinstance(value, str):
