@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from lorry.ids import is_id, new_ids
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared
-from lorry.jobs.links import Candidate, resolve_links
+from lorry.jobs.links import Candidate, link_values, resolve_links
 from lorry.jobs.model import ChunkInput, PreFailed, decode_entries
 from lorry.schema.validator import ItemFailure, Valid
 from lorry.store import items as item_store
@@ -141,9 +141,10 @@ def _given_ids(
 
 def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutcome:
     outcome = ChunkOutcome(prepared.seq, failures=list(prepared.failures))
-    candidates, link_failures = resolve_links(conn, ctx, prepared.valids)
+    # Ids first: a link to an item of this chunk holds only if its id does.
+    candidates = _given_ids(conn, ctx, prepared.valids, outcome)
+    candidates, link_failures = resolve_links(conn, ctx, candidates)
     outcome.failures.extend(link_failures)
-    candidates = _given_ids(conn, ctx, candidates, outcome)
 
     fresh = iter(new_ids(len(candidates)))
     ids = [c[3] or next(fresh) for c in candidates]
@@ -187,4 +188,39 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
                     "not_unique", f"id {_id} appears earlier in this job", "id"
                 )
             outcome.failures.append((index, None, failure, raw))
+    _drop_dangling(conn, candidates, ids, outcome)
     return _with_inputs(conn, ctx, outcome)
+
+
+def _drop_dangling(
+    conn: sa.Connection,
+    candidates: list[Candidate],
+    ids: list[str],
+    outcome: ChunkOutcome,
+) -> None:
+    """Undo the items that link to an item of their chunk that was refused."""
+    written = dict(outcome.applied)
+    refused = {
+        item_id
+        for c, item_id in zip(candidates, ids, strict=True)
+        if c[3] is not None and c[0] not in written
+    }
+    by_index = {c[0]: c for c in candidates}
+    while refused:
+        dangling = [
+            index
+            for index in written
+            if by_index[index][1].compiled.links
+            and not refused.isdisjoint(link_values(by_index[index][1]))
+        ]
+        if not dangling:
+            break
+        item_store.delete_ids(conn, [written[i] for i in dangling])
+        refused = {written.pop(i) for i in dangling}
+        for index in dangling:
+            failure = ItemFailure(
+                "link_not_found",
+                "links to an item of this file that was not imported",
+            )
+            outcome.failures.append((index, None, failure, by_index[index][2]))
+    outcome.applied = sorted(written.items())

@@ -11,7 +11,7 @@ from lorry.jobs.context import JobContext
 from lorry.schema.validator import ItemFailure, LinkField, Valid
 from lorry.store import items as item_store
 
-__all__ = ["Candidate", "resolve_links"]
+__all__ = ["Candidate", "link_values", "resolve_links"]
 
 Candidate = tuple[int, Valid, bytes, str | None, frozenset[str] | None]
 
@@ -31,6 +31,14 @@ def _coerce_lookup(value: Any, field_type: str) -> Any:
     if field_type == "float":
         return msgspec.convert(value, float, strict=False)
     return str(value)
+
+
+def link_values(valid: Valid) -> set[Any]:
+    """Every value the item's link fields hold."""
+    obj = valid.materialize()
+    return {
+        v for link in valid.compiled.links for v in _as_list(getattr(obj, link.attr))
+    }
 
 
 def _applies(link: LinkField, given: frozenset[str] | None) -> bool:
@@ -72,6 +80,14 @@ def resolve_links(
             lookups.setdefault(link.key, set()).update(coerced)
 
     targets = item_store.link_targets(conn, sorted(by_ids)) if by_ids else {}
+    # An item may link to one that comes with it in the same chunk, giving
+    # its id (an export read back: linked items come first, often in the
+    # same chunk). The caller drops the linker if that one is not written.
+    own: set[str] = set()
+    for cand in candidates:
+        if cand[3] is not None and cand[3] in by_ids and cand[3] not in targets:
+            targets[cand[3]] = cand[1].compiled.type_def.pk
+            own.add(cand[3])
     resolved: dict[str, dict[Any, str]] = {}
     for key, wanted in lookups.items():
         link = _link_named(candidates, key)
@@ -89,8 +105,36 @@ def resolve_links(
             ok.append(cand)
         else:
             failed[index] = problem
+    ok = _without_links_to_failed(ok, candidates, failed, own)
     failures = [(c[0], c[3], failed[c[0]], c[2]) for c in candidates if c[0] in failed]
     return ok, failures
+
+
+def _without_links_to_failed(
+    ok: list[Candidate],
+    candidates: list[Candidate],
+    failed: dict[int, ItemFailure],
+    own: set[str],
+) -> list[Candidate]:
+    """Fail the items that link to an item of the chunk that failed itself,
+    and then those that link to them, and so on."""
+    lost = {c[3] for c in candidates if c[0] in failed and c[3] in own}
+    while lost and ok:
+        keep: list[Candidate] = []
+        newly: set[str] = set()
+        for cand in ok:
+            if cand[1].compiled.links and not lost.isdisjoint(link_values(cand[1])):
+                failed[cand[0]] = ItemFailure(
+                    "link_not_found",
+                    "links to an item of this file that failed: "
+                    f"{sorted(lost & link_values(cand[1]))[0]}",
+                )
+                if cand[3] is not None:
+                    newly.add(cand[3])
+            else:
+                keep.append(cand)
+        ok, lost = keep, newly
+    return ok
 
 
 def _link_named(candidates: list[Candidate], key: str) -> LinkField:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -86,11 +86,11 @@ def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | No
         .order_by(j.created_at, c.job_id, c.seq)
         .limit(_CANDIDATES)
     )
-    rows = conn.execute(base.where(c.status == "pending")).all()
+    pending = conn.execute(base.where(c.status == "pending")).all()
+    rows = _in_file_order(conn, pending, owner, now)
     if not rows:
-        rows = conn.execute(
-            base.where(c.status == "running", c.lease_until < now)
-        ).all()
+        expired = base.where(c.status == "running", c.lease_until < now)
+        rows = _in_file_order(conn, conn.execute(expired).all(), owner, now)
     if not rows:
         return None
     job_id, kind, options = rows[0].job_id, rows[0].kind, rows[0].options
@@ -127,6 +127,32 @@ def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | No
         .values(status="in_progress", started_at=now, updated_at=now)
     )
     return Claim(job_id, kind, options, tuple(seqs), owner)
+
+
+def _in_file_order(
+    conn: sa.Connection, rows: Sequence[Any], owner: str, now: int
+) -> list[Any]:
+    """Drop the chunks of imports that another worker's earlier chunks must
+    precede: an import's chunks are written in file order, because a file
+    read back from an export links to items written before, often in an
+    earlier chunk. (One worker writes its own claims in order; a dead
+    worker's chunks are run again before any after them.)"""
+    imports = {r.job_id for r in rows if r.kind == "import"}
+    if not imports:
+        return list(rows)
+    c = job_chunks.c
+    busy = dict(
+        conn.execute(
+            sa.select(c.job_id, sa.func.min(c.seq))
+            .where(
+                c.job_id.in_(imports),
+                c.status == "running",
+                sa.or_(c.lease_until < now, c.lease_owner != owner),
+            )
+            .group_by(c.job_id)
+        ).all()
+    )
+    return [r for r in rows if r.job_id not in busy or r.seq <= busy[r.job_id]]
 
 
 def _chunk_inputs(db: Database, claim_: Claim) -> Iterator[ChunkInput]:

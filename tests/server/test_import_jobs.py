@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -20,7 +21,9 @@ def _import(
     response = api.post(
         "/items/import-jobs",
         content=body,
-        params={"type": "product", **params},
+        params={
+            k: v for k, v in {"type": "product", **params}.items() if v is not None
+        },
         headers={"Content-Type": content_type},
     )
     assert response.status_code == expect, response.text
@@ -341,3 +344,45 @@ def test_an_export_shaped_file_keeps_ids_and_timestamps(
     assert _fields(back, "sku", "created_at", "updated_at") == _fields(
         item, "sku", "created_at", "updated_at"
     )
+
+
+def test_links_to_items_of_the_same_file_hold_and_fail_with_them(
+    api: httpx.Client,
+) -> None:
+    supplier = [{"api_key": "code", "field_type": "integer", "unique": True}]
+    assert api.post("/item-types", json=item_type_body("supplier", supplier)).is_success
+    fields = [
+        {"api_key": "sku", "field_type": "string", "unique": True},
+        {
+            "api_key": "supplier",
+            "field_type": "link",
+            "validators": {"item_types": ["supplier"]},
+        },
+    ]
+    assert api.post("/item-types", json=item_type_body("product", fields)).is_success
+    taken = _import(api, b"code\n3\n", type="supplier")
+    assert taken["attributes"]["status"] == "completed"
+    ids = [f"01J0000000000000000000000{n}" for n in range(4)]
+    lines = [
+        {"id": ids[0], "item_type": "supplier", "code": 1},
+        {"id": ids[1], "item_type": "supplier", "code": "not a number"},
+        {"id": ids[2], "item_type": "supplier", "code": 3},  # code taken
+        {"item_type": "product", "sku": "P-0", "supplier": ids[0]},
+        {"item_type": "product", "sku": "P-1", "supplier": ids[1]},
+        {"item_type": "product", "sku": "P-2", "supplier": ids[2]},
+    ]
+    body = "\n".join(json.dumps(x) for x in lines).encode()
+
+    job = _import(api, body, "application/x-ndjson", type=None)
+
+    errors = {e["index"]: e["code"] for e in _result(job)["errors"]}
+    assert errors == {
+        1: errors[1],
+        2: "not_unique",
+        4: "link_not_found",
+        5: "link_not_found",
+    }
+    assert [(i["sku"], i["supplier"]) for i in _items(api)] == [("P-0", ids[0])]
+    assert api.get(f"/items/{ids[0]}").json()["data"]["code"] == 1
+    for gone in ids[1:3]:
+        assert api.get(f"/items/{gone}").status_code == 404
