@@ -8,6 +8,8 @@ path when an item already holds its value of that unique field.
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -25,7 +27,49 @@ from lorry.store import items as item_store
 
 __all__ = ["apply", "prepare"]
 
-_decode_record = msgspec.json.Decoder(dict[str, Any]).decode
+_decode_fast = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+class _Literal(str):
+    """A number JSON cannot hold as a double (1e999) or NaN/Infinity, as
+    written."""
+
+
+def _nested_literal(value: Any) -> bool:
+    if isinstance(value, _Literal):
+        return True
+    if isinstance(value, dict):
+        return any(_nested_literal(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_nested_literal(v) for v in value)
+    return False
+
+
+def _decode_record(raw: bytes) -> dict[str, Any]:
+    """A record as a dict. A value that is a number no double holds, or NaN
+    or Infinity, is given to its field as the text the file wrote, so that
+    the field's type refuses it and the error names the field."""
+    try:
+        return _decode_fast(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        problem = exc
+    try:
+        record = json.loads(
+            raw,
+            parse_float=lambda s: float(s) if math.isfinite(float(s)) else _Literal(s),
+            parse_int=int,
+            parse_constant=_Literal,
+        )
+    except (ValueError, RecursionError):
+        raise problem from None
+    top = record.values() if isinstance(record, dict) else ()
+    if not isinstance(record, dict) or any(
+        _nested_literal(v) for v in top if not isinstance(v, _Literal)
+    ):
+        raise problem
+    return {k: str(v) if isinstance(v, _Literal) else v for k, v in record.items()}
+
+
 _PLANS: OrderedDict[tuple[str | None, int], RecordPlan] = OrderedDict()
 _PLANS_LOCK = threading.Lock()
 

@@ -187,7 +187,7 @@ def test_json_array__types_come_from_the_fields_not_from_guessing(
 
     errors = _result(job)["errors"]
     assert [(e["index"], e["line"], e["field"]) for e in errors] == [
-        (1, 3, None if errors[0]["field"] is None else errors[0]["field"]),
+        (1, 3, "price"),
         (2, 4, "stock"),
     ]
     items = _items(api)
@@ -199,6 +199,38 @@ def test_json_array__types_come_from_the_fields_not_from_guessing(
         "stock": 12,
     }
     assert items[0]["name"] in ("12", 12) and job["attributes"]["result"]
+
+
+def test_nan_infinity_and_out_of_range_numbers_fail_naming_the_field(
+    api: httpx.Client,
+) -> None:
+    fields = [
+        {"api_key": "sku", "field_type": "string"},
+        {"api_key": "weight", "field_type": "float"},
+        {"api_key": "data", "field_type": "json"},
+    ]
+    assert api.post("/item-types", json=item_type_body("product", fields)).is_success
+    body = (
+        b'[{"sku": "a", "weight": NaN}, {"sku": "b", "weight": -Infinity},\n'
+        b' {"sku": "c", "weight": "Infinity"}, {"sku": "d", "weight": 1e999},\n'
+        b' {"sku": 1e999, "weight": 1.5}, {"sku": "f", "data": {"x": NaN}}]'
+    )
+    job = _import(api, body, "application/json")
+
+    errors = _result(job)["errors"]
+    assert [(e["index"], e["line"], e["field"]) for e in errors] == [
+        (0, 1, "weight"),
+        (1, 1, "weight"),
+        (2, 2, "weight"),
+        (3, 2, "weight"),
+        (5, 3, None),  # inside a json field: the record is not JSON
+    ]
+    assert all("finite" in e["message"] or "range" in e["message"] for e in errors[:4])
+    # A number for a string field is read as the text the file wrote.
+    assert [(i["sku"], i["weight"]) for i in _items(api)] == [("1e999", 1.5)]
+
+    csv_job = _import(api, b"sku,weight\ng,NaN\nh,inf\ni,2.5\n")
+    assert [e["line"] for e in _result(csv_job)["errors"]] == [2, 3]
 
 
 def test_ndjson__lines_named_and_deep_nesting_bounded(
