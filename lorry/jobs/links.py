@@ -41,8 +41,13 @@ def resolve_links(
     conn: sa.Connection,
     ctx: JobContext,
     candidates: list[Candidate],
+    retyped: dict[str, int] | None = None,
 ) -> tuple[list[Candidate], list[tuple[int, str | None, ItemFailure, bytes]]]:
-    """Return the candidates whose links hold, and a failure for each other."""
+    """Return the candidates whose links hold, and a failure for each other.
+
+    ``retyped`` gives items that count as being of another type than they
+    are: a migration's items that are still to be migrated.
+    """
     if not any(cand[1].compiled.links for cand in candidates):
         return candidates, []
     failed: dict[int, ItemFailure] = {}
@@ -72,6 +77,8 @@ def resolve_links(
             lookups.setdefault(link.key, set()).update(coerced)
 
     targets = item_store.link_targets(conn, sorted(by_ids)) if by_ids else {}
+    if retyped:
+        targets.update({k: v for k, v in retyped.items() if k in targets})
     resolved: dict[str, dict[Any, str]] = {}
     for key, wanted in lookups.items():
         link = _link_named(candidates, key)
