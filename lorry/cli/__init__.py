@@ -1,10 +1,11 @@
-"""The ``lorry`` command line: ``lorry import``, ``lorry types …``,
+"""The ``lorry`` command line: ``lorry import``, ``lorry migrate``, ``lorry types …``,
 ``lorry jobs …``; the server commands register themselves below."""
 
 import typer
 
 from lorry.cli.importer import import_file
 from lorry.cli.jobs import jobs_app
+from lorry.cli.migrate import migrate
 from lorry.cli.types import types_app
 
 __all__ = ["app", "main"]
@@ -30,6 +31,7 @@ def _root() -> None:
 app.add_typer(types_app, name="types")
 app.add_typer(jobs_app, name="jobs")
 app.command("import")(import_file)
+app.command("migrate")(migrate)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "list_item_types",
     "list_items",
     "list_jobs",
+    "migrate",
     "open_source",
     "update_item",
     "update_item_type",
@@ -261,6 +262,32 @@ def import_file(
         ),
         content_type=IMPORT_TYPES[file_format],
     )
+
+
+def migrate(
+    from_type: str,
+    to_type: str,
+    *,
+    filter: Mapping[str, Any] | None,
+    mapping: Mapping[str, str | None] | None,
+    constants: Mapping[str, Any] | None,
+    delete_source: bool,
+    dry_run: bool,
+    chunk_size: int | None,
+) -> Call[Job]:
+    body: dict[str, Any] = {
+        "from": from_type,
+        "to": to_type,
+        "mapping": dict(mapping or {}),
+        "constants": dict(constants or {}),
+        "delete_source": delete_source,
+        "dry_run": dry_run,
+    }
+    if filter is not None:
+        body["filter"] = dict(filter)
+    if chunk_size is not None:
+        body["chunk_size"] = chunk_size
+    return Call("POST", "/items/migrate-jobs", wire.one(Job), body=_json(body))
 
 
 def find_job(job: str | Job) -> Call[Job]:

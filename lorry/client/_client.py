@@ -212,6 +212,43 @@ class Items:
         """Start a job that deletes the items with the given ids."""
         return self._client._send(calls.bulk_destroy(items, chunk_size))
 
+    def migrate_job(
+        self,
+        *,
+        from_type: str,
+        to_type: str,
+        mapping: Mapping[str, str | None] | None = None,
+        constants: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        delete_source: bool = False,
+        dry_run: bool = False,
+        chunk_size: int | None = None,
+    ) -> Job:
+        """Start a job that rewrites the items of ``from_type`` as items of
+        ``to_type``; returns the job.
+
+        Each source field goes to the target field ``mapping`` names (``None``
+        drops it), else to the target field of the same api_key, if any.
+        ``constants`` set target fields to one value for every item; ``filter``
+        (as for ``list``) narrows the items migrated. With ``delete_source``
+        the items are moved: the sources are deleted and every link to them
+        follows to the new items; without it they are copied, and the
+        copies' links to each other point at the copies. ``dry_run`` checks
+        and maps everything, writes nothing, and reports the counts and a
+        sample in the job's details.
+        """
+        call = calls.migrate(
+            from_type,
+            to_type,
+            filter=filter,
+            mapping=mapping,
+            constants=constants,
+            delete_source=delete_source,
+            dry_run=dry_run,
+            chunk_size=chunk_size,
+        )
+        return self._client._send(call)
+
     def import_job(
         self,
         source: str | os.PathLike[str] | BinaryIO,

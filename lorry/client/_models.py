@@ -46,6 +46,13 @@ class JobDetails(msgspec.Struct, frozen=True, kw_only=True):
     eta_seconds: float | None = None
     #: Imports: columns (or keys) of the file that match no field.
     unknown_columns: list[str] | None = None
+    #: Migrations: where each source field goes (``None``: nowhere).
+    field_map: dict[str, str | None] | None = None
+    #: Dry-run migrations: how many items would be created and would fail,
+    #: and the first few items as they would be written.
+    would_create: int | None = None
+    would_fail: int | None = None
+    sample: list[dict[str, Any]] | None = None
 
 
 class JobItemError(msgspec.Struct, frozen=True, kw_only=True):

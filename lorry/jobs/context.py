@@ -59,6 +59,9 @@ class JobContext:
     type_by_pk: dict[int, ItemTypeDef]
     pk_by_key: dict[str, int]
     now: int = field(default_factory=now_us)
+    #: What a kind carries from one chunk of a claim to the next: a claim's
+    #: chunks are applied one after the other, in one transaction.
+    scratch: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(

@@ -16,7 +16,7 @@ from lorry.store import items as item_store
 from lorry.store.dialect import ItemRow
 from lorry.store.tables import job_chunks
 
-__all__ = ["apply", "explain_conflict", "prepare"]
+__all__ = ["apply", "explain_conflict", "insert", "prepare"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -145,7 +145,17 @@ def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutc
     candidates = _given_ids(conn, ctx, prepared.valids, outcome)
     candidates, link_failures = resolve_links(conn, ctx, candidates)
     outcome.failures.extend(link_failures)
+    return insert(conn, ctx, candidates, outcome)
 
+
+def insert(
+    conn: sa.Connection,
+    ctx: JobContext,
+    candidates: list[Candidate],
+    outcome: ChunkOutcome,
+) -> ChunkOutcome:
+    """Write validated items whose links hold; a unique value already taken
+    fails its item (or skips it, with skip_duplicates)."""
     fresh = iter(new_ids(len(candidates)))
     ids = [c[3] or next(fresh) for c in candidates]
     keys = _row_keys(conn, candidates)

@@ -49,8 +49,13 @@ def resolve_links(
     conn: sa.Connection,
     ctx: JobContext,
     candidates: list[Candidate],
+    retyped: dict[str, int] | None = None,
 ) -> tuple[list[Candidate], list[tuple[int, str | None, ItemFailure, bytes]]]:
-    """Return the candidates whose links hold, and a failure for each other."""
+    """Return the candidates whose links hold, and a failure for each other.
+
+    ``retyped`` gives items that count as being of another type than they
+    are: a migration's items that are still to be migrated.
+    """
     if not any(cand[1].compiled.links for cand in candidates):
         return candidates, []
     failed: dict[int, ItemFailure] = {}
@@ -80,6 +85,8 @@ def resolve_links(
             lookups.setdefault(link.key, set()).update(coerced)
 
     targets = item_store.link_targets(conn, sorted(by_ids)) if by_ids else {}
+    if retyped:
+        targets.update({k: v for k, v in retyped.items() if k in targets})
     # An item may link to one that comes with it in the same chunk, giving
     # its id (an export read back: linked items come first, often in the
     # same chunk). The caller drops the linker if that one is not written.

@@ -10,6 +10,7 @@ import msgspec
 import sqlalchemy as sa
 
 from lorry.errors import ApiError, ErrorItem
+from lorry.jobs.migration import check_migration
 from lorry.store import item_types as type_store
 
 __all__ = ["MAX_CHUNK_SIZE", "check_options"]
@@ -74,6 +75,8 @@ def check_options(
     conn: sa.Connection, kind: str, raw: dict[str, Any], in_query: bool
 ) -> dict[str, Any]:
     """Validate a job's options; return them normalised (no None values)."""
+    if kind == "migrate":
+        return check_migration(conn, raw)
     for key in raw:
         if key not in _ALLOWED[kind]:
             allowed = ", ".join(sorted(_ALLOWED[kind]))

@@ -12,7 +12,7 @@ from lorry.jobs.model import FINAL_STATUSES, STAGING
 from lorry.schema.validator import MAX_JSON_DEPTH, too_deep
 from lorry.store import item_types as type_store
 from lorry.store import items as item_store
-from lorry.store.tables import job_chunks, job_errors, jobs
+from lorry.store.tables import job_chunks, job_errors, jobs, migrated_items
 
 __all__ = [
     "INLINE_LIMIT",
@@ -189,14 +189,29 @@ def data_page(
         return [{"id": item_id, "index": index} for index, item_id in refs], total
     type_keys = type_store.type_keys(conn)
     found = item_store.rows_by_ids(conn, [r[1] for r in refs])
+    sources = (
+        _sources(conn, row.id, [r[1] for r in refs]) if row.kind == "migrate" else {}
+    )
     out: list[dict[str, Any]] = []
     for index, item_id in refs:
         item_row = found.get(item_id)
+        meta: dict[str, Any] = {"index": index}
+        if item_id in sources:
+            meta["source_id"] = sources[item_id]
         if item_row is None:  # destroyed since
-            out.append({"id": item_id, "meta": {"index": index, "deleted": True}})
+            out.append({"id": item_id, "meta": {**meta, "deleted": True}})
         else:
-            out.append(item_store.render(item_row, type_keys, index=index))
+            out.append(item_store.render(item_row, type_keys, **meta))
     return out, total
+
+
+def _sources(conn: sa.Connection, job_id: str, ids: list[str]) -> dict[str, str]:
+    """A migration's new items: new id -> the id of the item it came from."""
+    m = migrated_items.c
+    query = sa.select(m.target_id, m.source_id).where(
+        m.job_id == job_id, m.target_id.in_(ids)
+    )
+    return {t: s for t, s in conn.execute(query)}
 
 
 def errors_page(

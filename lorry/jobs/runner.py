@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from lorry.clock import now_us
 from lorry.config import Settings
-from lorry.jobs import create, destroy, imports, update
+from lorry.jobs import create, destroy, imports, migrate, update
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared, schema_key
 from lorry.jobs.model import (
     ACTIVE_STATUSES,
@@ -60,6 +60,7 @@ _KINDS: dict[
     "bulk_update": (update.prepare, update.apply),
     "bulk_destroy": (destroy.prepare, destroy.apply),
     "import": (imports.prepare, imports.apply),
+    "migrate": (migrate.prepare, migrate.apply),
 }
 _encode_output = msgspec.msgpack.Encoder().encode
 _decode_lines = msgspec.msgpack.Decoder(list[int]).decode

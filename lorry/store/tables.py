@@ -13,6 +13,7 @@ __all__ = [
     "job_errors",
     "jobs",
     "metadata",
+    "migrated_items",
 ]
 
 metadata = sa.MetaData(
@@ -152,6 +153,22 @@ job_errors = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     # The raw input of the failed item, for failed_items_data.
     sa.Column("input", sa.LargeBinary, nullable=False),
+)
+
+#: Migration jobs: the item each source item became. Written in the chunk's
+#: transaction, so that it holds exactly the items that were migrated; read
+#: by later chunks, whose items may link to items migrated before them.
+migrated_items = sa.Table(
+    "migrated_items",
+    metadata,
+    sa.Column(
+        "job_id",
+        sa.String(26),
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("source_id", sa.String(26), primary_key=True),
+    sa.Column("target_id", sa.String(26), nullable=False),
 )
 
 api_tokens = sa.Table(

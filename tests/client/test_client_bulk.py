@@ -195,3 +195,34 @@ def test_sync_client_refuses_an_async_iterable(
     with pytest.raises(TypeError, match="AsyncClient"):
         client.items.bulk_create_job(data=items())  # type: ignore[arg-type]
     assert recorder.requests == []
+
+
+def test_migrate_job__sends_the_options_as_one_json_body(
+    client_for: Callable[..., tuple[Client, Any]],
+    job: Callable[..., dict[str, Any]],
+) -> None:
+    client, recorder = client_for(_accepted(job))
+
+    started = client.items.migrate_job(
+        from_type="article",
+        to_type="post",
+        mapping={"title": "headline", "legacy": None},
+        constants={"kind": "news"},
+        filter={"fields": {"status": {"eq": "published"}}},
+        delete_source=True,
+        chunk_size=200,
+    )
+
+    assert started.id == "01JOB"
+    request = recorder.last
+    assert (request.method, request.url.path) == ("POST", "/items/migrate-jobs")
+    assert json.loads(request.content) == {
+        "from": "article",
+        "to": "post",
+        "mapping": {"title": "headline", "legacy": None},
+        "constants": {"kind": "news"},
+        "filter": {"fields": {"status": {"eq": "published"}}},
+        "delete_source": True,
+        "dry_run": False,
+        "chunk_size": 200,
+    }

@@ -105,3 +105,47 @@ def test_async_client(server: Any) -> None:
             return done.attributes.status, page.total_count or 0
 
     assert asyncio.run(scenario()) == ("completed", 50)
+
+
+_ARTICLE = [{"api_key": "title", "field_type": "string", "required": True}]
+_POST = [{"api_key": "headline", "field_type": "string", "required": True}]
+
+
+def test_migrate_job__sync_and_async(server: Any) -> None:
+    with Client(server.url, token=ADMIN_TOKEN) as c:
+        c.item_types.create(api_key="article", name="Article", fields=_ARTICLE)
+        c.item_types.create(api_key="post", name="Post", fields=_POST)
+        rows = [{"item_type": "article", "title": f"T{i}"} for i in range(4)]
+        c.jobs.wait(c.items.bulk_create_job(data=rows).id, timeout=60)
+        dry = c.jobs.wait(
+            c.items.migrate_job(
+                from_type="article",
+                to_type="post",
+                mapping={"title": "headline"},
+                dry_run=True,
+            ).id,
+            timeout=60,
+        )
+        assert dry.attributes.details.would_create == 4
+        assert dry.attributes.details.sample is not None
+        assert dry.attributes.details.sample[0]["headline"] == "T0"
+        assert dry.attributes.details.field_map == {"title": "headline"}
+
+    async def scenario() -> tuple[str, int, int]:
+        async with AsyncClient(server.url, token=ADMIN_TOKEN) as c:
+            job = await c.items.migrate_job(
+                from_type="article",
+                to_type="post",
+                mapping={"title": "headline"},
+                delete_source=True,
+            )
+            done = await c.jobs.wait(job.id, timeout=60)
+            posts = await c.items.list(filter={"type": "post"})
+            articles = await c.items.list(filter={"type": "article"})
+            return (
+                done.attributes.status,
+                posts.total_count or 0,
+                articles.total_count or 0,
+            )
+
+    assert asyncio.run(scenario()) == ("completed", 4, 0)
