@@ -15,7 +15,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lorry.api.deps import require
 from lorry.api.responses import JSONResponse, error_response
-from lorry.api.routes import bulk, health, imports, item_types, items, jobs
+from lorry.api.routes import (
+    bulk,
+    exports,
+    health,
+    imports,
+    item_types,
+    items,
+    jobs,
+)
 from lorry.errors import ApiError, ErrorItem
 from lorry.server import Runtime
 
@@ -124,7 +132,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_middleware(_CatchAll)
-    for module in (health, item_types, items, bulk, imports, jobs):
+    for module in (health, item_types, items, bulk, imports, exports, jobs):
         app.include_router(module.router)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[require("reader")])

@@ -20,13 +20,14 @@ import sqlalchemy as sa
 
 from lorry.clock import now_us
 from lorry.config import Settings
-from lorry.jobs import create, destroy, imports, update
+from lorry.jobs import create, destroy, export, imports, update
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared, schema_key
 from lorry.jobs.model import (
     ACTIVE_STATUSES,
     MAX_ATTEMPTS,
     ChunkInput,
     Claim,
+    LeaseLost,
     decode_entries,
 )
 from lorry.store import item_types as type_store
@@ -64,10 +65,6 @@ _KINDS: dict[
 _encode_output = msgspec.msgpack.Encoder().encode
 _decode_lines = msgspec.msgpack.Decoder(list[int]).decode
 _CANDIDATES = 64
-
-
-class LeaseLost(Exception):
-    """Another worker took over the chunk; this run's writes are rolled back."""
 
 
 def claim(db: Database, settings: Settings, owner: str) -> Claim | None:
@@ -192,6 +189,8 @@ def run_claim(
     not during it.
     """
     try:
+        if claim_.kind == "export":
+            return _run_export(db, settings, claim_, claim_next)
         return _run(db, settings, claim_, ready, claim_next)
     except LeaseLost:
         log.warning(
@@ -209,6 +208,27 @@ def run_claim(
         )
         release(db, claim_)
     return None
+
+
+def _run_export(
+    db: Database, settings: Settings, claim_: Claim, claim_next: bool
+) -> Claim | None:
+    """Exports read and write their file outside the write lock (see
+    lorry.jobs.export); only their bookkeeping takes it, briefly."""
+    _count_attempt(db, claim_)
+    try:
+        ended = export.run(db, settings, claim_)
+    except export.ExportFailed as exc:
+        with db.write() as conn:
+            _fail(conn, claim_.job_id, exc.code, exc.message, {})
+        ended = "failed"
+    log.info(
+        "job %s %s",
+        claim_.job_id,
+        ended,
+        extra={"action": "job_finished", "job_id": claim_.job_id},
+    )
+    return claim(db, settings, claim_.owner) if claim_next else None
 
 
 def _span(seqs: tuple[int, ...]) -> str:

@@ -92,6 +92,11 @@ class Dialect:
         """Insert rows, skipping those that break a unique index; return count."""
         raise NotImplementedError
 
+    def linked_ids_sql(self, type_pk: int, key: str, many: bool, frontier: str) -> str:
+        """SQL selecting the ids that field ``key`` of the items of one type
+        listed in table ``frontier`` (a column ``pk``) link to."""
+        raise NotImplementedError
+
     def matches(self, col: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
         """``col`` matches a regular expression (RE2 syntax), as SQL."""
         raise NotImplementedError
@@ -151,6 +156,18 @@ class SQLiteDialect(Dialect):
             query = template.format(marks=", ".join("?" * len(batch)))
             found.extend((r[0], r[1]) for r in conn.exec_driver_sql(query, batch))
         return found
+
+    def linked_ids_sql(self, type_pk: int, key: str, many: bool, frontier: str) -> str:
+        path = f"'$.{_checked_key(key)}'"
+        lo, hi = int(type_pk) << TYPE_SHIFT, (int(type_pk) + 1) << TYPE_SHIFT
+        source = f"{frontier} AS f JOIN items AS src ON src.pk = f.pk"
+        where = f"WHERE src.pk >= {lo} AND src.pk < {hi}"
+        if many:
+            return (
+                f"SELECT je.value FROM {source}, json_each(src.data, {path}) AS je "
+                f"{where}"
+            )
+        return f"SELECT json_extract(src.data, {path}) FROM {source} {where}"
 
     def insert_items(
         self, conn: sa.Connection, rows: Sequence[ItemRow], job_id: str | None
