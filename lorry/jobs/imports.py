@@ -82,10 +82,56 @@ def _merge(outcome: ChunkOutcome, part: ChunkOutcome) -> None:
     outcome.skipped += part.skipped
 
 
+def _linked_ids(valid: Valid) -> list[str]:
+    """The ids that an item's link fields name (links by another field aside)."""
+    found: list[str] = []
+    for link in valid.compiled.links:
+        if link.by is not None:
+            continue
+        value = getattr(valid.materialize(), link.attr)
+        if value is not None:
+            found.extend(value if link.many else [value])
+    return found
+
+
+def _create_in_file_order(
+    conn: sa.Connection, ctx: JobContext, prepared: Prepared
+) -> ChunkOutcome:
+    """Create a chunk's items, each after the items of the chunk it links to.
+
+    An export writes linked items before the items that link to them, with
+    their ids; links are checked against the store, so an item that links
+    to an item given earlier in its own chunk is created in a later round,
+    once that one is written (or has failed, and the link fails with it).
+    """
+    given = {c[3] for c in prepared.valids if c[3] is not None}
+    waits = {
+        c[0]: [i for i in _linked_ids(c[1]) if i in given and i != c[3]]
+        for c in (prepared.valids if given else ())
+    }
+    if not any(waits.values()):
+        return create.apply(conn, ctx, prepared)
+
+    outcome = ChunkOutcome(prepared.seq, failures=list(prepared.failures))
+    pending = prepared.valids
+    while pending:
+        unwritten = {c[3] for c in pending if c[3] is not None}
+        this_round = [
+            c for c in pending if not any(i in unwritten for i in waits[c[0]])
+        ]
+        # A cycle of links within the chunk: no order can satisfy it.
+        this_round = this_round or pending
+        taken = {c[0] for c in this_round}
+        _merge(outcome, create.apply(conn, ctx, Prepared(prepared.seq, this_round, [])))
+        pending = [c for c in pending if c[0] not in taken]
+    outcome.applied.sort()
+    return outcome
+
+
 def apply(conn: sa.Connection, ctx: JobContext, prepared: Prepared) -> ChunkOutcome:
     key = ctx.options.get("upsert_by")
     if not key:
-        outcome = create.apply(conn, ctx, prepared)
+        outcome = _create_in_file_order(conn, ctx, prepared)
         outcome.created = len(outcome.applied)
         return outcome
 
