@@ -85,7 +85,7 @@ def open_runtime(settings: Settings) -> Runtime:
         new_token = tokens.bootstrap(conn, settings.admin_token)
     staging.remove_unfinished(db)
     # Made now, before any worker process may need it to sign a URL.
-    signing.ensure_secret(settings.data_dir)
+    signing.server_secret(settings)
     runner.recover(db)
     pool: Pool
     if settings.worker_mode == "process":

@@ -84,7 +84,7 @@ def work_loop(
         wake.set()
         # An export runs long and alone: leasing the next batch before it
         # would only let that lease run out while the export writes.
-        if preparer is None or claim.kind == "export":
+        if preparer is None or runner.runs_alone(claim.kind):
             claim = runner.run_claim(db, settings, claim)
             continue
         ready = preparer.take(db, claim)

@@ -26,52 +26,32 @@ import sqlalchemy as sa
 
 from lorry.clock import now_us, to_iso
 from lorry.config import Settings
-from lorry.errors import ApiError, ErrorItem
+from lorry.errors import ApiError
 from lorry.ids import new_id
 from lorry.jobs import signing
-from lorry.jobs.export_formats import EXTENSIONS, FORMATS, make_writer
+from lorry.jobs.export_formats import EXTENSIONS, make_writer
 from lorry.jobs.model import ACTIVE_STATUSES, Claim, LeaseLost, encode_entries
-from lorry.schema.fields import ItemTypeDef
+from lorry.jobs.options import MAX_EXPORT_IDS
 from lorry.store import item_types as type_store
 from lorry.store.db import Database
-from lorry.store.dialect import Dialect
 from lorry.store.selection import select_items
-from lorry.store.snapshot import ExportSet, link_fields, read_snapshot
+from lorry.store.snapshot import ExportSet, exported_types, link_fields, read_snapshot
 from lorry.store.tables import job_chunks, jobs
 
 __all__ = [
-    "MAX_DEPTH",
-    "MAX_URL_TTL",
     "ExportFailed",
     "accept",
-    "check_options",
-    "check_url_ttl",
     "export_file",
-    "exported_types",
     "run",
     "sign_url",
 ]
 
 log = logging.getLogger(__name__)
 
-MAX_DEPTH = 10
-MAX_URL_TTL = 30 * 86_400
-#: Ids a filter may list: an export may name many more than a page.
-MAX_IDS = 10_000
 #: Rows fetched and written at a time.
 BATCH_ROWS = 2000
 #: Progress (and the lease) is written at most this often.
 PROGRESS_SECONDS = 0.5
-_OPTIONS = (
-    "filter",
-    "order_by",
-    "format",
-    "fields",
-    "include_relationships",
-    "url_ttl",
-    "bom",
-    "delimiter",
-)
 
 
 class ExportFailed(Exception):
@@ -82,129 +62,6 @@ class ExportFailed(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def _bad(detail: str, name: str) -> ApiError:
-    return ApiError(422, [ErrorItem.make(422, "invalid_option", detail, pointer=name)])
-
-
-def _depth(value: Any) -> int:
-    if value is True:
-        return 1
-    if value is False or value is None:
-        return 0
-    if isinstance(value, int) and 0 <= value <= MAX_DEPTH:
-        return value
-    raise _bad(
-        f"include_relationships takes true, false or a depth from 0 to "
-        f"{MAX_DEPTH}, not {value!r}",
-        "/include_relationships",
-    )
-
-
-def check_url_ttl(value: Any, settings: Settings) -> int:
-    """A URL lifetime given by a client, checked (or the server's default)."""
-    if value is None:
-        return settings.export_url_ttl
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(f"url_ttl must be a number of seconds, not {value!r}", "/url_ttl")
-    if not 1 <= value <= MAX_URL_TTL:
-        raise _bad(f"url_ttl must be between 1 and {MAX_URL_TTL} seconds", "/url_ttl")
-    return value
-
-
-def _flag(value: Any, name: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _bad(f"{name} must be true or false, not {value!r}", f"/{name}")
-    return value
-
-
-def exported_types(
-    chosen: list[ItemTypeDef], all_types: list[ItemTypeDef], depth: int
-) -> list[ItemTypeDef]:
-    """The selected types and the types their links reach within ``depth``."""
-    by_key = {t.api_key: t for t in all_types}
-    keys = {t.api_key for t in chosen}
-    frontier = set(keys)
-    for _ in range(depth):
-        reached = {
-            target
-            for key in frontier
-            for f in by_key[key].fields
-            if f.field_type in ("link", "links")
-            for target in f.validators.item_types or ()
-            if target in by_key
-        }
-        frontier = reached - keys
-        keys |= reached
-    return [t for t in all_types if t.api_key in keys]
-
-
-def check_options(
-    conn: sa.Connection, dialect: Dialect, raw: dict[str, Any], settings: Settings
-) -> dict[str, Any]:
-    """Validate an export's options; return them normalised."""
-    for key in raw:
-        if key not in _OPTIONS:
-            raise _bad(
-                f"unknown option {key!r} for an export; allowed: "
-                + ", ".join(_OPTIONS),
-                f"/{key}",
-            )
-    file_format = raw.get("format", "json")
-    if file_format not in FORMATS:
-        raise _bad(
-            f"format must be one of {', '.join(FORMATS)}, not {file_format!r}",
-            "/format",
-        )
-    order_by = raw.get("order_by")
-    if order_by is not None and not isinstance(order_by, str):
-        raise _bad("order_by must be a string such as '-created_at'", "/order_by")
-    selection = select_items(
-        conn, dialect, raw.get("filter"), order_by, max_ids=MAX_IDS
-    )
-    depth = _depth(raw.get("include_relationships"))
-    options: dict[str, Any] = {
-        "filter": raw.get("filter") or {},
-        "order_by": order_by,
-        "format": file_format,
-        "fields": _fields(raw.get("fields"), selection.types, conn, depth),
-        "include_relationships": depth,
-        "url_ttl": check_url_ttl(raw.get("url_ttl"), settings),
-    }
-    bom = _flag(raw.get("bom"), "bom")
-    delimiter = raw.get("delimiter", ",")
-    if file_format != "csv" and (bom or "delimiter" in raw):
-        name = "bom" if bom else "delimiter"
-        raise _bad(f"{name} applies to csv exports only", f"/{name}")
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
-        raise _bad(
-            "delimiter must be one character other than a quote, CR or LF",
-            "/delimiter",
-        )
-    if file_format == "csv":
-        options["bom"] = bom
-        options["delimiter"] = delimiter
-    return options
-
-
-def _fields(
-    value: Any, chosen: list[ItemTypeDef], conn: sa.Connection, depth: int
-) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value:
-        raise _bad("fields must be a non-empty list of field api_keys", "/fields")
-    types = exported_types(chosen, type_store.load_all(conn), depth)
-    known = {f.api_key for t in types for f in t.fields}
-    for n, key in enumerate(value):
-        if not isinstance(key, str) or key not in known:
-            raise _bad(
-                f"fields: no exported item type has a field {key!r}", f"/fields/{n}"
-            )
-    return list(dict.fromkeys(value))
 
 
 def accept(db: Database, options: dict[str, Any], token_id: str | None) -> str:
@@ -244,13 +101,14 @@ def accept(db: Database, options: dict[str, Any], token_id: str | None) -> str:
 
 
 def export_file(settings: Settings, job_id: str, file_format: str) -> Path:
+    """Where the finished file of an export job is (or would be)."""
     return settings.exports_dir / f"{job_id}.{EXTENSIONS[file_format]}"
 
 
 def sign_url(settings: Settings, job_id: str, ttl: int) -> tuple[str, str]:
     """A fresh download URL of a job's file, and when it expires (ISO)."""
     expires = now_us() + ttl * 1_000_000
-    token = signing.sign(signing.ensure_secret(settings.data_dir), job_id, expires)
+    token = signing.sign(signing.server_secret(settings), job_id, expires)
     return signing.download_path(token), to_iso(expires) or ""
 
 
@@ -337,7 +195,7 @@ def _write(
         try:
             selection = select_items(
                 conn, db.dialect, opts.get("filter"), opts.get("order_by"),
-                max_ids=MAX_IDS,
+                max_ids=MAX_EXPORT_IDS,
             )  # fmt: skip
         except ApiError as exc:
             # The filter read when the job was accepted; an item type it

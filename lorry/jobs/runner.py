@@ -46,6 +46,7 @@ __all__ = [
     "release",
     "release_owner",
     "run_claim",
+    "runs_alone",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,12 @@ _KINDS: dict[
     "bulk_update": (update.prepare, update.apply),
     "bulk_destroy": (destroy.prepare, destroy.apply),
     "import": (imports.prepare, imports.apply),
+}
+#: Kinds that run a whole claim their own way instead of prepare and apply:
+#: an export reads and writes its file outside the write lock, and returns
+#: the job's final status.
+_OWN_RUNS: dict[str, Callable[[Database, Settings, Claim], str]] = {
+    "export": export.run,
 }
 _encode_output = msgspec.msgpack.Encoder().encode
 _decode_lines = msgspec.msgpack.Decoder(list[int]).decode
@@ -189,8 +196,8 @@ def run_claim(
     not during it.
     """
     try:
-        if claim_.kind == "export":
-            return _run_export(db, settings, claim_, claim_next)
+        if claim_.kind in _OWN_RUNS:
+            return _run_own(db, settings, claim_, claim_next)
         return _run(db, settings, claim_, ready, claim_next)
     except LeaseLost:
         log.warning(
@@ -210,14 +217,19 @@ def run_claim(
     return None
 
 
-def _run_export(
+def runs_alone(kind: str) -> bool:
+    """Whether a kind's claims run on their own (no preparing ahead)."""
+    return kind in _OWN_RUNS
+
+
+def _run_own(
     db: Database, settings: Settings, claim_: Claim, claim_next: bool
 ) -> Claim | None:
-    """Exports read and write their file outside the write lock (see
-    lorry.jobs.export); only their bookkeeping takes it, briefly."""
+    """Run a claim of a kind with its own run; only its bookkeeping takes
+    the write lock, briefly."""
     _count_attempt(db, claim_)
     try:
-        ended = export.run(db, settings, claim_)
+        ended = _OWN_RUNS[claim_.kind](db, settings, claim_)
     except export.ExportFailed as exc:
         with db.write() as conn:
             _fail(conn, claim_.job_id, exc.code, exc.message, {})

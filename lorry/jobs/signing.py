@@ -2,8 +2,10 @@
 
 The signature is the credential of a download (it needs no API token), so
 it is made by itsdangerous with a server secret, not by code of our own. The
-secret is generated at first start and kept in a 0600 file of the data
-directory, where worker processes on the same data directory read it too.
+secret is ``LORRY_EXPORT_SECRET`` when set (several API nodes must share
+one); otherwise it is generated at first start and kept in a 0600 file of
+the data directory, where worker processes on the same data directory read
+it too, and a restart keeps every link that was handed out valid.
 The expiry travels inside the signed payload: each job has its own TTL, and
 a re-signed URL its own expiry.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from lorry.clock import now_us
+from lorry.config import Settings
 
 __all__ = [
     "SECRET_FILE",
@@ -25,6 +28,7 @@ __all__ = [
     "InvalidLink",
     "download_path",
     "ensure_secret",
+    "server_secret",
     "sign",
     "verify",
 ]
@@ -63,6 +67,14 @@ def ensure_secret(data_dir: Path) -> bytes:
             raise RuntimeError(f"{path} holds no usable secret; delete it to renew")
         _cache[path] = secret
         return secret
+
+
+def server_secret(settings: Settings) -> bytes:
+    """The secret that signs download URLs: the configured one, else the
+    one kept in the data directory."""
+    if settings.export_secret:
+        return settings.export_secret.encode()
+    return ensure_secret(settings.data_dir)
 
 
 def _serializer(secret: bytes) -> URLSafeSerializer:

@@ -23,7 +23,15 @@ from lorry.store.dialect import Dialect
 from lorry.store.selection import Selection
 from lorry.store.tables import items
 
-__all__ = ["ROW_COLUMNS", "ExportSet", "LinkField", "link_fields", "read_snapshot"]
+__all__ = [
+    "MAX_RANK_ROUNDS",
+    "ROW_COLUMNS",
+    "ExportSet",
+    "LinkField",
+    "exported_types",
+    "link_fields",
+    "read_snapshot",
+]
 
 #: The columns of each row an export reads, in this order; ``data`` comes as
 #: bytes, ready to be spliced into the output without decoding.
@@ -43,6 +51,9 @@ _SELECT = (
 )
 _SET = "lorry_export_set"
 _FRONTIER = "lorry_export_frontier"
+_EDGES = "lorry_export_edges"
+#: Rounds of ranking at most; see ExportSet._rank.
+MAX_RANK_ROUNDS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +61,27 @@ class LinkField:
     type_pk: int
     key: str
     many: bool
+
+
+def exported_types(
+    chosen: list[ItemTypeDef], all_types: list[ItemTypeDef], depth: int
+) -> list[ItemTypeDef]:
+    """The selected types and the types their links reach within ``depth``."""
+    by_key = {t.api_key: t for t in all_types}
+    keys = {t.api_key for t in chosen}
+    frontier = set(keys)
+    for _ in range(depth):
+        reached = {
+            target
+            for key in frontier
+            for f in by_key[key].fields
+            if f.field_type in ("link", "links")
+            for target in f.validators.item_types or ()
+            if target in by_key
+        }
+        frontier = reached - keys
+        keys |= reached
+    return [t for t in all_types if t.api_key in keys]
 
 
 def link_fields(types: list[ItemTypeDef]) -> list[LinkField]:
@@ -114,58 +146,97 @@ class ExportSet:
         return self._compiled(stmt)
 
     def collect(self) -> int:
-        """Settle which items the export holds; return how many.
+        """Settle which items the export holds, and in which order; return
+        how many.
 
         With linked items, each selected item and each item linked within
-        ``depth`` steps is noted once in a temporary table, with the length
-        of the longest link path found to it (up to ``depth``): writing
-        the deepest first puts linked items before the items linking to
-        them, and a cycle only raises its members up to ``depth``.
+        ``depth`` steps is noted once in a temporary table. Each then gets a
+        rank, the longest path of links to it from within the set: writing
+        the highest ranks first puts linked items before the items linking
+        to them, so that an import of the file finds each link's target
+        already there.
         """
         if not self.depth:
             sql, params = self._primary(sa.func.count())
             return int(self._raw.execute(sql, params).fetchone()[0])
-        self._raw.execute(f"DROP TABLE IF EXISTS temp.{_SET}")
+        for table in (_SET, _FRONTIER, _EDGES):
+            self._raw.execute(f"DROP TABLE IF EXISTS temp.{table}")
         self._raw.execute(
-            f"CREATE TEMP TABLE {_SET} "
-            "(pk INTEGER PRIMARY KEY, depth INTEGER NOT NULL, ord INTEGER)"
+            f"CREATE TEMP TABLE {_SET} (pk INTEGER PRIMARY KEY, "
+            "level INTEGER NOT NULL, ord INTEGER, rank INTEGER NOT NULL DEFAULT 0)"
         )
-        order = self.selection.order
-        ranked = sa.func.row_number().over(order_by=order)
+        self._raw.execute(f"CREATE TEMP TABLE {_FRONTIER} (pk INTEGER PRIMARY KEY)")
+        ranked = sa.func.row_number().over(order_by=self.selection.order)
         select_sql, params = self._primary(items.c.pk, sa.literal(0), ranked)
-        self._raw.execute(f"INSERT INTO {_SET} (pk, depth, ord) {select_sql}", params)
+        self._raw.execute(f"INSERT INTO {_SET} (pk, level, ord) {select_sql}", params)
         for level in range(1, self.depth + 1):
             if not self._spread(level):
                 break
+        self._rank()
         return int(self._raw.execute(f"SELECT count(*) FROM {_SET}").fetchone()[0])
 
+    def _links_from(self, sources: str) -> Iterator[str]:
+        """SQL of ``(source pk, target pk)`` for each link field, from the
+        items listed in table ``sources``."""
+        for link in self.links:
+            pairs = self.dialect.link_pairs_sql(
+                link.type_pk, link.key, link.many, sources
+            )
+            yield (
+                f"SELECT p.source_pk AS src, t.pk AS dst FROM ({pairs}) AS p "
+                "JOIN items AS t ON t.id = p.target_id"
+            )
+
     def _spread(self, level: int) -> bool:
-        """Add (or deepen) the items linked from those at ``level - 1``."""
-        self._raw.execute(f"DROP TABLE IF EXISTS temp.{_FRONTIER}")
+        """Add the items linked from those found at ``level - 1``; an item
+        already in the set stays where it is, which ends every cycle."""
+        self._raw.execute(f"DELETE FROM {_FRONTIER}")
         self._raw.execute(
-            f"CREATE TEMP TABLE {_FRONTIER} AS "
-            f"SELECT pk FROM {_SET} WHERE depth = {level - 1}"
+            f"INSERT INTO {_FRONTIER} (pk) SELECT pk FROM {_SET} "
+            f"WHERE level = {level - 1}"
         )
         if self._raw.execute(f"SELECT 1 FROM {_FRONTIER} LIMIT 1").fetchone() is None:
             return False
-        for link in self.links:
-            targets = self.dialect.linked_ids_sql(
-                link.type_pk, link.key, link.many, _FRONTIER
-            )
+        for links in self._links_from(_FRONTIER):
+            # "WHERE true" lets SQLite's parser tell ON CONFLICT from a join.
             self._raw.execute(
-                f"INSERT INTO {_SET} (pk, depth) "
-                f"SELECT t.pk, {level} FROM items AS t WHERE t.id IN ({targets}) "
-                "ON CONFLICT (pk) DO UPDATE SET depth = excluded.depth "
-                f"WHERE excluded.depth > {_SET}.depth"
+                f"INSERT INTO {_SET} (pk, level) SELECT l.dst, {level} "
+                f"FROM ({links}) AS l WHERE true ON CONFLICT (pk) DO NOTHING"
             )
         return True
+
+    def _rank(self) -> None:
+        """Rank by longest link path within the set, in rounds of relaxation.
+
+        A chain of n links settles in n rounds. A cycle never settles (its
+        members cannot all come before each other), so the rounds stop at
+        MAX_RANK_ROUNDS and a cycle's items keep the order they reached.
+        """
+        self._raw.execute(
+            f"CREATE TEMP TABLE {_EDGES} (src INTEGER NOT NULL, dst INTEGER NOT NULL)"
+        )
+        for links in self._links_from(_SET):
+            self._raw.execute(
+                f"INSERT INTO {_EDGES} (src, dst) SELECT l.src, l.dst "
+                f"FROM ({links}) AS l JOIN {_SET} AS s ON s.pk = l.dst "
+                "WHERE l.src != l.dst"
+            )
+        for _ in range(MAX_RANK_ROUNDS):
+            cursor = self._raw.execute(
+                f"UPDATE {_SET} AS d SET rank = m.rank FROM ("
+                f"SELECT e.dst AS pk, max(s.rank) + 1 AS rank FROM {_EDGES} AS e "
+                f"JOIN {_SET} AS s ON s.pk = e.src GROUP BY e.dst"
+                ") AS m WHERE m.pk = d.pk AND m.rank > d.rank"
+            )
+            if cursor.rowcount == 0:
+                break
 
     def batches(self, size: int) -> Iterator[list[tuple[Any, ...]]]:
         """The rows (ROW_COLUMNS), in file order, ``size`` at a time."""
         if self.depth:
             cursor = self._raw.execute(
                 f"SELECT {_SELECT} FROM {_SET} AS e JOIN items ON items.pk = e.pk "
-                "ORDER BY e.depth DESC, e.ord, e.pk"
+                "ORDER BY e.rank DESC, e.ord, e.pk"
             )
         else:
             stmt = (

@@ -20,6 +20,7 @@ from lorry.api.responses import JSONResponse
 from lorry.errors import ApiError
 from lorry.jobs import export, render, signing
 from lorry.jobs.export_formats import CONTENT_TYPES
+from lorry.jobs.options import check_export_options, check_url_ttl
 from lorry.server import Runtime
 
 router = APIRouter(tags=["exports"])
@@ -48,8 +49,8 @@ async def export_job(
 
     def work() -> dict[str, Any]:
         with runtime.db.read() as conn:
-            options = export.check_options(
-                conn, runtime.db.dialect, raw, runtime.settings
+            options = check_export_options(
+                conn, runtime.db.dialect, raw, runtime.settings.export_url_ttl
             )
         job_id = export.accept(runtime.db, options, token.id)
         runtime.pool.wake()
@@ -98,8 +99,9 @@ async def resign(job_id: str, request: Request, runtime: RuntimeDep) -> JSONResp
 
     def work() -> dict[str, Any]:
         row, _path = _finished_export(runtime, job_id)
-        ttl = export.check_url_ttl(
-            raw.get("url_ttl", row.options.get("url_ttl")), runtime.settings
+        ttl = check_url_ttl(
+            raw.get("url_ttl", row.options.get("url_ttl")),
+            runtime.settings.export_url_ttl,
         )
         url, expires_at = export.sign_url(runtime.settings, job_id, ttl)
         return {"url": url, "expires_at": expires_at}
@@ -110,7 +112,7 @@ async def resign(job_id: str, request: Request, runtime: RuntimeDep) -> JSONResp
 @router.get("/exports/{token}", response_model=None)
 def download(token: str, runtime: RuntimeDep) -> FileResponse:
     """The file of an export, for whoever holds a valid signed URL."""
-    secret = signing.ensure_secret(runtime.settings.data_dir)
+    secret = signing.server_secret(runtime.settings)
     try:
         job_id = signing.verify(secret, token)
     except signing.InvalidLink as exc:
