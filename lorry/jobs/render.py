@@ -168,7 +168,7 @@ def export_result(row: Any) -> dict[str, Any]:
         "url": export["url"],
         "expires_at": export["url_expires_at"],
         "format": export["format"],
-        "bytes": export["bytes"],
+        "size": export["bytes"],
         "item_count": export["item_count"],
         "sha256": export["sha256"],
     }

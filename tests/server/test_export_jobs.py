@@ -86,7 +86,7 @@ def test_export__each_format_holds_every_item_and_its_checksum(
     result = job["attributes"]["result"]
     body = _download(server, job)
     assert result["sha256"] == hashlib.sha256(body).hexdigest()
-    assert result["bytes"] == len(body)
+    assert result["size"] == len(body)
     assert result["item_count"] == 30
     assert result["format"] == file_format
     assert result["expires_at"] > job["attributes"]["finished_at"]
