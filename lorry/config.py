@@ -53,6 +53,16 @@ class Settings:
     max_item_bytes: int = 1 << 20
     max_items_per_job: int = 10_000_000
     job_retention_days: int = 7
+    #: Seconds an export's download URL stays valid, unless the job says.
+    export_url_ttl: int = 3600
+    #: Signs export download URLs; when unset, one is made and kept in the
+    #: data directory (lorry.jobs.signing).
+    export_secret: str | None = None
+
+    @property
+    def exports_dir(self) -> Path:
+        """Where export jobs write their files."""
+        return self.data_dir / "exports"
 
     @property
     def sqlite_file(self) -> Path | None:
@@ -89,6 +99,8 @@ class Settings:
             "txn_items": _env_int("LORRY_TXN_ITEMS", 50_000),
             "worker_cache_mb": _env_int("LORRY_WORKER_CACHE_MB", 48),
             "lease_seconds": _env_int("LORRY_LEASE_SECONDS", 300),
+            "export_url_ttl": _env_int("LORRY_EXPORT_URL_TTL", 3600),
+            "export_secret": os.environ.get("LORRY_EXPORT_SECRET") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values["data_dir"], str):

@@ -11,7 +11,7 @@ from typing import IO
 from lorry.config import Settings
 from lorry.engine.pool import Pool, ThreadPool
 from lorry.engine.processes import ProcessPool
-from lorry.jobs import runner, staging
+from lorry.jobs import runner, signing, staging
 from lorry.store import tokens
 from lorry.store.db import Checkpointer, Database
 from lorry.store.migrate import upgrade
@@ -84,6 +84,8 @@ def open_runtime(settings: Settings) -> Runtime:
     with db.write() as conn:
         new_token = tokens.bootstrap(conn, settings.admin_token)
     staging.remove_unfinished(db)
+    # Made now, before any worker process may need it to sign a URL.
+    signing.server_secret(settings)
     runner.recover(db)
     pool: Pool
     if settings.worker_mode == "process":

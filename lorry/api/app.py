@@ -17,6 +17,7 @@ from lorry.api.deps import require
 from lorry.api.responses import JSONResponse, error_response
 from lorry.api.routes import (
     bulk,
+    exports,
     health,
     imports,
     item_types,
@@ -132,7 +133,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_middleware(_CatchAll)
-    for module in (health, item_types, items, bulk, imports, migrations, jobs):
+    for module in (health, item_types, items, bulk, imports, exports, migrations, jobs):
         app.include_router(module.router)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[require("reader")])

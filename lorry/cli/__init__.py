@@ -1,8 +1,9 @@
-"""The ``lorry`` command line: ``lorry import``, ``lorry migrate``, ``lorry types …``,
+"""The ``lorry`` command line: ``lorry import``, ``lorry export``, ``lorry migrate``,
 ``lorry jobs …``; the server commands register themselves below."""
 
 import typer
 
+from lorry.cli.exporter import export_file
 from lorry.cli.importer import import_file
 from lorry.cli.jobs import jobs_app
 from lorry.cli.migrate import migrate
@@ -32,6 +33,9 @@ app.add_typer(types_app, name="types")
 app.add_typer(jobs_app, name="jobs")
 app.command("import")(import_file)
 app.command("migrate")(migrate)
+
+
+app.command("export")(export_file)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from lorry.client._errors import (
     Conflict,
     ErrorObject,
     ErrorSource,
+    ExportChecksumError,
     InvalidResponse,
     JobWaitTimeout,
     LorryError,
@@ -23,6 +24,7 @@ from lorry.client._errors import (
 )
 from lorry.client._models import (
     FINAL_STATUSES,
+    ExportLink,
     ItemType,
     ItemTypeAttributes,
     Job,
@@ -44,6 +46,8 @@ __all__ = [
     "Conflict",
     "ErrorObject",
     "ErrorSource",
+    "ExportChecksumError",
+    "ExportLink",
     "InvalidResponse",
     "ItemType",
     "ItemTypeAttributes",

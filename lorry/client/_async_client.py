@@ -12,6 +12,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self, TypeVar
 
@@ -20,7 +21,10 @@ import httpx
 from lorry.client import _calls as calls
 from lorry.client import _wire as wire
 from lorry.client._calls import Item
-from lorry.client._models import ItemType, Job, JobItemError, Page
+from lorry.client._download import CHUNK_BYTES, DownloadCallback, FileSink
+from lorry.client._download import export_source as _export_source
+from lorry.client._errors import PermissionDenied, api_error
+from lorry.client._models import ExportLink, ItemType, Job, JobItemError, Page
 from lorry.client._wire import Call, ProgressCallback, UploadCallback
 
 __all__ = ["AsyncClient"]
@@ -59,6 +63,7 @@ class AsyncClient:
         self.item_types = AsyncItemTypes(self)
         self.items = AsyncItems(self)
         self.jobs = AsyncJobs(self)
+        self.exports = AsyncExports(self)
 
     async def aclose(self) -> None:
         """Close the connections the client holds."""
@@ -312,6 +317,34 @@ class AsyncItems:
             )
             return await self._client._send(call)
 
+    async def export_job(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        format: str = "json",
+        fields: Sequence[str] | None = None,
+        order_by: str | None = None,
+        include_relationships: bool | int = False,
+        url_ttl: int | None = None,
+        bom: bool = False,
+        delimiter: str | None = None,
+    ) -> Job:
+        """Start a job that writes the matching items to a file; returns the job.
+
+        As ``Client.items.export_job``.
+        """
+        call = calls.export_job(
+            filter,
+            format,
+            fields,
+            order_by,
+            include_relationships,
+            url_ttl,
+            bom,
+            delimiter,
+        )
+        return await self._client._send(call)
+
     async def list(
         self,
         *,
@@ -401,3 +434,63 @@ class AsyncJobs:
     ) -> Page[Job]:
         """Fetch one page of jobs, newest first; filter by status and kind."""
         return await self._client._send(calls.list_jobs(filter, page))
+
+
+class AsyncExports:
+    """The files of export jobs."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def url(self, job: str | Job, *, url_ttl: int | None = None) -> ExportLink:
+        """A fresh signed download URL for a completed export job."""
+        return await self._client._send(calls.export_url(job, url_ttl))
+
+    async def download(
+        self,
+        job: str | Job,
+        path: str | os.PathLike[str],
+        *,
+        on_download: DownloadCallback | None = None,
+    ) -> Path:
+        """Stream a completed export's file to ``path``; return the path.
+
+        As ``Client.exports.download``; the file is written by blocking
+        calls, a chunk at a time.
+        """
+        # Keep in step with Exports.download in _client.py.
+        if not isinstance(job, Job) or not job.is_finished:
+            job = await self._client.jobs.find(job)
+        url, sha256 = _export_source(job)
+        try:
+            return await self._fetch(url, path, sha256, on_download)
+        except PermissionDenied as exc:
+            if exc.code != "url_expired":
+                raise
+        link = await self.url(job)
+        return await self._fetch(link.url, path, sha256, on_download)
+
+    async def _fetch(
+        self,
+        url: str,
+        path: str | os.PathLike[str],
+        sha256: str | None,
+        on_download: DownloadCallback | None,
+    ) -> Path:
+        sink = FileSink(path, on_download)
+        try:
+            async with self._client._http.stream("GET", url) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise api_error(
+                        response.status_code, response.content, response.headers
+                    )
+                async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                    sink.write(chunk)
+        except httpx.TransportError as exc:
+            sink.abort()
+            raise wire.transport_error(self._client.base_url, exc) from exc
+        except BaseException:
+            sink.abort()
+            raise
+        return sink.close(sha256)

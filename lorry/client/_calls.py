@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Literal
 import msgspec
 
 from lorry.client import _wire as wire
-from lorry.client._models import ItemType, Job, JobItemError, Page
+from lorry.client._models import ExportLink, ItemType, Job, JobItemError, Page
 from lorry.client._query import Params, encode_order_by, encode_param
 from lorry.client._wire import Call, UploadCallback
 
@@ -30,6 +30,8 @@ __all__ = [
     "create_item_type",
     "destroy_item",
     "destroy_item_type",
+    "export_job",
+    "export_url",
     "find_item",
     "find_item_type",
     "find_job",
@@ -288,6 +290,42 @@ def migrate(
     if chunk_size is not None:
         body["chunk_size"] = chunk_size
     return Call("POST", "/items/migrate-jobs", wire.one(Job), body=_json(body))
+
+
+def export_job(
+    filter: Mapping[str, Any] | None,
+    format: str,
+    fields: Sequence[str] | None,
+    order_by: str | None,
+    include_relationships: bool | int,
+    url_ttl: int | None,
+    bom: bool,
+    delimiter: str | None,
+) -> Call[Job]:
+    body: dict[str, Any] = {
+        "format": format,
+        "include_relationships": include_relationships,
+    }
+    optional = {
+        "filter": filter,
+        "fields": list(fields) if fields is not None else None,
+        "order_by": order_by,
+        "url_ttl": url_ttl,
+        "delimiter": delimiter,
+        "bom": bom or None,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return Call("POST", "/items/export-jobs", wire.one(Job), body=_json(body))
+
+
+def export_url(job: str | Job, url_ttl: int | None) -> Call[ExportLink]:
+    body = _json({} if url_ttl is None else {"url_ttl": url_ttl})
+    return Call(
+        "POST",
+        wire.path("jobs", job_id(job), "export-url"),
+        wire.one(ExportLink),
+        body=body,
+    )
 
 
 def find_job(job: str | Job) -> Call[Job]:

@@ -10,6 +10,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self, TypeVar
 
@@ -18,7 +19,10 @@ import httpx
 from lorry.client import _calls as calls
 from lorry.client import _wire as wire
 from lorry.client._calls import Item
-from lorry.client._models import ItemType, Job, JobItemError, Page
+from lorry.client._download import CHUNK_BYTES, DownloadCallback, FileSink
+from lorry.client._download import export_source as _export_source
+from lorry.client._errors import PermissionDenied, api_error
+from lorry.client._models import ExportLink, ItemType, Job, JobItemError, Page
 from lorry.client._wire import Call, ProgressCallback, UploadCallback
 
 __all__ = ["Client"]
@@ -52,6 +56,7 @@ class Client:
         self.item_types = ItemTypes(self)
         self.items = Items(self)
         self.jobs = Jobs(self)
+        self.exports = Exports(self)
 
     def close(self) -> None:
         """Close the connections the client holds."""
@@ -297,6 +302,39 @@ class Items:
             call = calls.import_file(stream, file_format, options, on_upload)
             return self._client._send(call)
 
+    def export_job(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        format: str = "json",
+        fields: Sequence[str] | None = None,
+        order_by: str | None = None,
+        include_relationships: bool | int = False,
+        url_ttl: int | None = None,
+        bom: bool = False,
+        delimiter: str | None = None,
+    ) -> Job:
+        """Start a job that writes the matching items to a file; returns the job.
+
+        ``format`` is ``"json"``, ``"ndjson"`` or ``"csv"`` (``bom`` and
+        ``delimiter`` apply to CSV). ``fields`` keeps only those fields;
+        ``include_relationships`` adds the items linked from the matching
+        ones, ``True`` one link away, a number that many. ``url_ttl`` is the
+        lifetime in seconds of the download URL. Fetch the file with
+        ``client.exports.download`` once the job has completed.
+        """
+        call = calls.export_job(
+            filter,
+            format,
+            fields,
+            order_by,
+            include_relationships,
+            url_ttl,
+            bom,
+            delimiter,
+        )
+        return self._client._send(call)
+
     def list(
         self,
         *,
@@ -382,3 +420,63 @@ class Jobs:
     ) -> Page[Job]:
         """Fetch one page of jobs, newest first; filter by status and kind."""
         return self._client._send(calls.list_jobs(filter, page))
+
+
+class Exports:
+    """The files of export jobs."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def url(self, job: str | Job, *, url_ttl: int | None = None) -> ExportLink:
+        """A fresh signed download URL for a completed export job."""
+        return self._client._send(calls.export_url(job, url_ttl))
+
+    def download(
+        self,
+        job: str | Job,
+        path: str | os.PathLike[str],
+        *,
+        on_download: DownloadCallback | None = None,
+    ) -> Path:
+        """Stream a completed export's file to ``path``; return the path.
+
+        The file is checked against the SHA-256 that the job recorded
+        (``ExportChecksumError`` if it differs, and nothing is kept). A
+        download URL that has expired is signed afresh once.
+        ``on_download`` is called with the bytes received so far.
+        """
+        if not isinstance(job, Job) or not job.is_finished:
+            job = self._client.jobs.find(job)
+        url, sha256 = _export_source(job)
+        try:
+            return self._fetch(url, path, sha256, on_download)
+        except PermissionDenied as exc:
+            if exc.code != "url_expired":
+                raise
+        return self._fetch(self.url(job).url, path, sha256, on_download)
+
+    def _fetch(
+        self,
+        url: str,
+        path: str | os.PathLike[str],
+        sha256: str | None,
+        on_download: DownloadCallback | None,
+    ) -> Path:
+        sink = FileSink(path, on_download)
+        try:
+            with self._client._http.stream("GET", url) as response:
+                if response.is_error:
+                    response.read()
+                    raise api_error(
+                        response.status_code, response.content, response.headers
+                    )
+                for chunk in response.iter_bytes(CHUNK_BYTES):
+                    sink.write(chunk)
+        except httpx.TransportError as exc:
+            sink.abort()
+            raise wire.transport_error(self._client.base_url, exc) from exc
+        except BaseException:
+            sink.abort()
+            raise
+        return sink.close(sha256)

@@ -33,6 +33,7 @@ __all__ = [
     "Conflict",
     "ErrorObject",
     "ErrorSource",
+    "ExportChecksumError",
     "InvalidResponse",
     "JobWaitTimeout",
     "LorryError",
@@ -134,6 +135,11 @@ class TransportError(LorryError):
 
 class InvalidResponse(LorryError):
     """A successful answer whose body does not have the documented shape."""
+
+
+class ExportChecksumError(LorryError):
+    """A downloaded export file does not have the SHA-256 its job recorded;
+    nothing was kept."""
 
 
 class JobWaitTimeout(LorryError):

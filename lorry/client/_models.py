@@ -11,6 +11,7 @@ import msgspec
 
 __all__ = [
     "FINAL_STATUSES",
+    "ExportLink",
     "ItemType",
     "ItemTypeAttributes",
     "Job",
@@ -99,9 +100,22 @@ class JobResult(msgspec.Struct, frozen=True, kw_only=True):
     failed_items_data: list[Any] = msgspec.field(default_factory=list)
     truncated: dict[str, bool] = msgspec.field(default_factory=dict)
     links: dict[str, str] = msgspec.field(default_factory=dict)
-    #: Export jobs only: where to download the file, and until when.
+    #: Export jobs only: where to download the file (a path on the server,
+    #: signed), until when, and what the file holds: its format, its size in
+    #: bytes, how many items, and the SHA-256 of its bytes (hex).
     url: str | None = None
     expires_at: str | None = None
+    format: str | None = None
+    size: int | None = None
+    item_count: int | None = None
+    sha256: str | None = None
+
+
+class ExportLink(msgspec.Struct, frozen=True, kw_only=True):
+    """A fresh signed download URL of an export's file."""
+
+    url: str
+    expires_at: str
 
 
 class JobAttributes(msgspec.Struct, frozen=True, kw_only=True):

@@ -82,7 +82,9 @@ def work_loop(
             continue
         # Others may find work too while this one is busy.
         wake.set()
-        if preparer is None:
+        # An export runs long and alone: leasing the next batch before it
+        # would only let that lease run out while the export writes.
+        if preparer is None or runner.runs_alone(claim.kind):
             claim = runner.run_claim(db, settings, claim)
             continue
         ready = preparer.take(db, claim)

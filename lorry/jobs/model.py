@@ -15,6 +15,7 @@ __all__ = [
     "ChunkInput",
     "Claim",
     "Entry",
+    "LeaseLost",
     "PreFailed",
     "decode_entries",
     "encode_entries",
@@ -39,6 +40,10 @@ STAGING = "staging"
 #: A chunk that failed this many times fails its job: it is taken to be a
 #: poison chunk (one that kills or breaks its worker every time).
 MAX_ATTEMPTS = 8
+
+
+class LeaseLost(Exception):
+    """Another worker took over the chunk; this run's writes are rolled back."""
 
 
 class PreFailed(msgspec.Struct, array_like=True, frozen=True):

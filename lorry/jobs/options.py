@@ -12,10 +12,30 @@ import sqlalchemy as sa
 from lorry.errors import ApiError, ErrorItem
 from lorry.jobs.migration import check_migration
 from lorry.store import item_types as type_store
+from lorry.store.dialect import Dialect
+from lorry.store.selection import select_items
+from lorry.store.snapshot import exported_types
 
-__all__ = ["MAX_CHUNK_SIZE", "check_options"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "MAX_CHUNK_SIZE",
+    "MAX_DEPTH",
+    "MAX_EXPORT_IDS",
+    "MAX_URL_TTL",
+    "check_export_options",
+    "check_options",
+    "check_url_ttl",
+]
 
 MAX_CHUNK_SIZE = 50_000
+EXPORT_FORMATS = ("json", "ndjson", "csv")
+#: Deepest ``include_relationships`` an export takes.
+MAX_DEPTH = 10
+#: Longest life of a download URL: a link is a credential, and should not
+#: outlive the job's retention by much.
+MAX_URL_TTL = 30 * 86_400
+#: Ids an export's filter may list: an export may name many more than a page.
+MAX_EXPORT_IDS = 10_000
 _PATH_RE = re.compile(r" - at `\$([^`]*)`$")
 #: The steps of a msgspec path: .name, [index] or [...] (a dict key).
 _STEP_RE = re.compile(r"\.(\w+)|\[(\d+)\]")
@@ -211,3 +231,118 @@ def _check_link_by(
                     path,
                     in_query,
                 )
+
+
+_EXPORT_ALLOWED = (
+    "filter",
+    "order_by",
+    "format",
+    "fields",
+    "include_relationships",
+    "url_ttl",
+    "bom",
+    "delimiter",
+)
+
+
+def _bad_export(detail: str, name: str) -> ApiError:
+    return _bad(detail, [name], in_query=False)
+
+
+def check_url_ttl(value: Any, default: int) -> int:
+    """A URL lifetime in seconds given by a client, checked (or ``default``)."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad_export(
+            f"url_ttl must be a number of seconds, not {value!r}", "url_ttl"
+        )
+    if not 1 <= value <= MAX_URL_TTL:
+        raise _bad_export(
+            f"url_ttl must be between 1 and {MAX_URL_TTL} seconds", "url_ttl"
+        )
+    return value
+
+
+def _depth(value: Any) -> int:
+    if value is True:
+        return 1
+    if value is False or value is None:
+        return 0
+    if isinstance(value, int) and 0 <= value <= MAX_DEPTH:
+        return value
+    raise _bad_export(
+        f"include_relationships takes true, false or a depth from 0 to "
+        f"{MAX_DEPTH}, not {value!r}",
+        "include_relationships",
+    )
+
+
+def check_export_options(
+    conn: sa.Connection, dialect: Dialect, raw: dict[str, Any], default_ttl: int
+) -> dict[str, Any]:
+    """Validate an export's options; return them normalised.
+
+    The filter and ``order_by`` are read here as the export will read them,
+    so that a job that is accepted has a selection that compiles.
+    """
+    for key in raw:
+        if key not in _EXPORT_ALLOWED:
+            allowed = ", ".join(_EXPORT_ALLOWED)
+            raise _bad_export(
+                f"unknown option {key!r} for export; allowed: {allowed}", key
+            )
+    file_format = raw.get("format", "json")
+    if file_format not in EXPORT_FORMATS:
+        raise _bad_export(
+            f"format must be one of {', '.join(EXPORT_FORMATS)}, not {file_format!r}",
+            "format",
+        )
+    order_by = raw.get("order_by")
+    if order_by is not None and not isinstance(order_by, str):
+        raise _bad_export("order_by must be a string such as '-created_at'", "order_by")
+    selection = select_items(
+        conn, dialect, raw.get("filter"), order_by, max_ids=MAX_EXPORT_IDS
+    )
+    depth = _depth(raw.get("include_relationships"))
+    types = exported_types(selection.types, type_store.load_all(conn), depth)
+    out: dict[str, Any] = {
+        "filter": raw.get("filter") or {},
+        "order_by": order_by,
+        "format": file_format,
+        "fields": _export_fields(raw.get("fields"), {
+            f.api_key for t in types for f in t.fields
+        }),
+        "include_relationships": depth,
+        "url_ttl": check_url_ttl(raw.get("url_ttl"), default_ttl),
+    }  # fmt: skip
+    csv_only = [k for k in ("bom", "delimiter") if raw.get(k) is not None]
+    if file_format != "csv":
+        if csv_only:
+            raise _bad_export(f"{csv_only[0]} applies to csv exports only", csv_only[0])
+        return out
+    bom = raw.get("bom", False)
+    if not isinstance(bom, bool):
+        raise _bad_export(f"bom must be true or false, not {bom!r}", "bom")
+    delimiter = raw.get("delimiter") or ","
+    if delimiter not in _DELIMITERS:
+        # Only what an import reads back (and sniffs) may be written.
+        raise _bad_export("delimiter must be one of , ; | or \\t (tab)", "delimiter")
+    out["bom"] = bom
+    out["delimiter"] = _DELIMITERS[delimiter]
+    return out
+
+
+def _export_fields(value: Any, known: set[str]) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise _bad_export("fields must be a non-empty list of field api_keys", "fields")
+    for n, key in enumerate(value):
+        if not isinstance(key, str) or key not in known:
+            raise _bad(
+                f"fields: no exported item type has a field {key!r}",
+                ["fields", str(n)],
+                in_query=False,
+            )
+    return list(dict.fromkeys(value))

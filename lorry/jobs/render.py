@@ -18,6 +18,7 @@ __all__ = [
     "INLINE_LIMIT",
     "data_page",
     "errors_page",
+    "export_result",
     "failed_inputs",
     "find_row",
     "job_resource",
@@ -153,13 +154,32 @@ def _result(conn: sa.Connection, row: Any) -> dict[str, Any]:
     if row.kind in ("import", "migrate"):  # these both create and update
         result["created_items"] = row.created_items
         result["updated_items"] = row.updated_items
+    if row.kind == "export":
+        result.update(export_result(row))
     return result
+
+
+def export_result(row: Any) -> dict[str, Any]:
+    """An export's file: where to download it, until when, and what it holds."""
+    export = (row.details or {}).get("export")
+    if not export:
+        return {"url": None, "expires_at": None}
+    return {
+        "url": export["url"],
+        "expires_at": export["url_expires_at"],
+        "format": export["format"],
+        "size": export["bytes"],
+        "item_count": export["item_count"],
+        "sha256": export["sha256"],
+    }
 
 
 def data_page(
     conn: sa.Connection, row: Any, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """The items a job created or changed, in input order, from chunk outputs."""
+    if row.kind == "export":  # it changed nothing; its items are in its file
+        return [], 0
     c = job_chunks.c
     total = int(
         conn.execute(

@@ -20,13 +20,14 @@ import sqlalchemy as sa
 
 from lorry.clock import now_us
 from lorry.config import Settings
-from lorry.jobs import create, destroy, imports, migrate, update
+from lorry.jobs import create, destroy, export, imports, migrate, update
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared, schema_key
 from lorry.jobs.model import (
     ACTIVE_STATUSES,
     MAX_ATTEMPTS,
     ChunkInput,
     Claim,
+    LeaseLost,
     decode_entries,
 )
 from lorry.store import item_types as type_store
@@ -45,6 +46,7 @@ __all__ = [
     "release",
     "release_owner",
     "run_claim",
+    "runs_alone",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,13 +64,15 @@ _KINDS: dict[
     "import": (imports.prepare, imports.apply),
     "migrate": (migrate.prepare, migrate.apply),
 }
+#: Kinds that run a whole claim their own way instead of prepare and apply:
+#: an export reads and writes its file outside the write lock, and returns
+#: the job's final status.
+_OWN_RUNS: dict[str, Callable[[Database, Settings, Claim], str]] = {
+    "export": export.run,
+}
 _encode_output = msgspec.msgpack.Encoder().encode
 _decode_lines = msgspec.msgpack.Decoder(list[int]).decode
 _CANDIDATES = 64
-
-
-class LeaseLost(Exception):
-    """Another worker took over the chunk; this run's writes are rolled back."""
 
 
 def claim(db: Database, settings: Settings, owner: str) -> Claim | None:
@@ -219,6 +223,8 @@ def run_claim(
     not during it.
     """
     try:
+        if claim_.kind in _OWN_RUNS:
+            return _run_own(db, settings, claim_, claim_next)
         return _run(db, settings, claim_, ready, claim_next)
     except LeaseLost:
         log.warning(
@@ -236,6 +242,32 @@ def run_claim(
         )
         release(db, claim_)
     return None
+
+
+def runs_alone(kind: str) -> bool:
+    """Whether a kind's claims run on their own (no preparing ahead)."""
+    return kind in _OWN_RUNS
+
+
+def _run_own(
+    db: Database, settings: Settings, claim_: Claim, claim_next: bool
+) -> Claim | None:
+    """Run a claim of a kind with its own run; only its bookkeeping takes
+    the write lock, briefly."""
+    _count_attempt(db, claim_)
+    try:
+        ended = _OWN_RUNS[claim_.kind](db, settings, claim_)
+    except export.ExportFailed as exc:
+        with db.write() as conn:
+            _fail(conn, claim_.job_id, exc.code, exc.message, {})
+        ended = "failed"
+    log.info(
+        "job %s %s",
+        claim_.job_id,
+        ended,
+        extra={"action": "job_finished", "job_id": claim_.job_id},
+    )
+    return claim(db, settings, claim_.owner) if claim_next else None
 
 
 def _span(seqs: tuple[int, ...]) -> str:

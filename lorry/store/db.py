@@ -22,6 +22,8 @@ __all__ = ["Checkpointer", "Database"]
 
 log = logging.getLogger(__name__)
 
+_BUSY_TIMEOUT_MS = 60_000
+
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling would BEGIN lazily and DEFERRED;
@@ -32,7 +34,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # NORMAL in WAL mode survives a killed process; only a power cut may lose
     # the last commits. FULL would fsync on every chunk.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA cache_size=-8192")
     cursor.execute("PRAGMA temp_store=MEMORY")
@@ -184,13 +186,19 @@ class Checkpointer:
                 # the next checkpoint) does it as well.
                 log.info("the write-ahead log was left for the next start")
 
-    def _checkpoint(self, mode: str) -> tuple[int, int, int]:
+    def _checkpoint(self, mode: str, *, wait: bool = True) -> tuple[int, int, int]:
         # TRUNCATE waits for writers; it takes its turn like one.
         lock = self.db.write_lock if mode == "TRUNCATE" else nullcontext()
         with lock, self.db.engine.connect() as conn:
             raw = conn.connection.driver_connection
             assert raw is not None
-            row = raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            if not wait:
+                raw.execute("PRAGMA busy_timeout=0")
+            try:
+                row = raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            finally:
+                if not wait:
+                    raw.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         return (int(row[0]), int(row[1]), int(row[2]))
 
     def _loop(self) -> None:
@@ -198,6 +206,9 @@ class Checkpointer:
             try:
                 busy, frames, copied = self._checkpoint("PASSIVE")
                 if not busy and frames > 0 and frames == copied:
-                    self._checkpoint("TRUNCATE")
+                    # A reader still in the log (a long export, say) makes
+                    # TRUNCATE wait for it, holding the write lock all the
+                    # while; better to give up and truncate another time.
+                    self._checkpoint("TRUNCATE", wait=False)
             except Exception:
                 log.exception("checkpoint failed", extra={"action": "checkpoint_error"})

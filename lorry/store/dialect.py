@@ -92,6 +92,12 @@ class Dialect:
         """Insert rows, skipping those that break a unique index; return count."""
         raise NotImplementedError
 
+    def link_pairs_sql(self, type_pk: int, key: str, many: bool, sources: str) -> str:
+        """SQL selecting ``(source pk, target id)``: the links that field ``key``
+        holds in the items of one type listed in table ``sources`` (a column
+        ``pk``)."""
+        raise NotImplementedError
+
     def matches(self, col: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
         """``col`` matches a regular expression (RE2 syntax), as SQL."""
         raise NotImplementedError
@@ -151,6 +157,23 @@ class SQLiteDialect(Dialect):
             query = template.format(marks=", ".join("?" * len(batch)))
             found.extend((r[0], r[1]) for r in conn.exec_driver_sql(query, batch))
         return found
+
+    def link_pairs_sql(self, type_pk: int, key: str, many: bool, sources: str) -> str:
+        path = f"'$.{_checked_key(key)}'"
+        lo, hi = int(type_pk) << TYPE_SHIFT, (int(type_pk) + 1) << TYPE_SHIFT
+        # Range on pk, not a type column: the type is in the key's high bits.
+        source = f"{sources} AS f JOIN items AS src ON src.pk = f.pk"
+        where = f"WHERE f.pk >= {lo} AND f.pk < {hi}"
+        if many:
+            return (
+                f"SELECT src.pk AS source_pk, je.value AS target_id FROM {source}, "
+                f"json_each(src.data, {path}) AS je {where}"
+            )
+        return (
+            f"SELECT src.pk AS source_pk, json_extract(src.data, {path}) AS target_id "
+            f"FROM {source} "
+            f"{where} AND json_extract(src.data, {path}) IS NOT NULL"
+        )
 
     def insert_items(
         self, conn: sa.Connection, rows: Sequence[ItemRow], job_id: str | None

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from lorry import AsyncClient, Client
-from lorry.client import JobWaitTimeout, NotFound, UnprocessableEntity
+from lorry.client import (
+    ExportChecksumError,
+    JobWaitTimeout,
+    LorryError,
+    NotFound,
+    UnprocessableEntity,
+)
 from tests.conftest import ADMIN_TOKEN, PRODUCT_FIELDS
 
 
@@ -149,3 +160,80 @@ def test_migrate_job__sync_and_async(server: Any) -> None:
             )
 
     assert asyncio.run(scenario()) == ("completed", 4, 0)
+
+
+def test_export_job_and_download__checked_against_the_sha256(
+    client: Client, tmp_path: Path
+) -> None:
+    client.jobs.wait(client.items.bulk_create_job(data=list(_items(40))), timeout=60)
+
+    job = client.items.export_job(
+        filter={"type": "product"},
+        format="ndjson",
+        fields=["sku"],
+        order_by="sku",
+        url_ttl=1,
+    )
+    job = client.jobs.wait(job, timeout=60)
+    result = job.attributes.result
+    assert result is not None and result.url is not None
+    assert (result.format, result.item_count) == ("ndjson", 40)
+
+    path = client.exports.download(job.id, tmp_path / "out.ndjson")
+    body = path.read_bytes()
+    assert hashlib.sha256(body).hexdigest() == result.sha256
+    assert len(body) == result.size
+    assert json.loads(body.splitlines()[0])["sku"] == "S0"
+
+    time.sleep(1.1)  # the link expires; download signs a fresh one
+    seen: list[int] = []
+    again = client.exports.download(
+        job, tmp_path / "again.ndjson", on_download=seen.append
+    )
+    assert again.read_bytes() == body and seen[-1] == len(body)
+    link = client.exports.url(job, url_ttl=60)
+    assert link.url != result.url
+
+
+def test_export_download__a_bad_checksum_keeps_nothing(
+    client: Client, tmp_path: Path
+) -> None:
+    job = client.jobs.wait(client.items.export_job(format="csv"), timeout=60)
+    assert job.attributes.result is not None
+    forged = msgspec.structs.replace(
+        job,
+        attributes=msgspec.structs.replace(
+            job.attributes,
+            result=msgspec.structs.replace(job.attributes.result, sha256="0" * 64),
+        ),
+    )
+
+    target = tmp_path / "downloads"
+    target.mkdir()
+    with pytest.raises(ExportChecksumError):
+        client.exports.download(forged, target / "out.csv")
+    assert list(target.iterdir()) == []
+    other = client.jobs.wait(client.items.bulk_create_job(data=list(_items(1))))
+    with pytest.raises(LorryError, match="not an export"):
+        client.exports.download(other, target / "x")
+
+
+def test_async_export_job_and_download(server: Any, tmp_path: Path) -> None:
+    async def scenario() -> bytes:
+        async with AsyncClient(server.url, token=ADMIN_TOKEN) as c:
+            await c.item_types.create(
+                api_key="product", name="Product", fields=PRODUCT_FIELDS
+            )
+            await c.jobs.wait(
+                await c.items.bulk_create_job(data=list(_items(5))), timeout=60
+            )
+            job = await c.items.export_job(
+                filter={"type": "product"}, format="json", include_relationships=True
+            )
+            job = await c.jobs.wait(job, timeout=60)
+            path = await c.exports.download(job, tmp_path / "out.json")
+            link = await c.exports.url(job)
+            assert link.expires_at
+            return path.read_bytes()
+
+    assert len(json.loads(asyncio.run(scenario()))) == 5

@@ -3,14 +3,16 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from lorry.api.deps import RuntimeDep, require
 from lorry.api.query import nested_params, page_params
 from lorry.errors import ApiError
-from lorry.jobs import render
-from lorry.jobs.model import KINDS, STATUSES
+from lorry.jobs import export, render
+from lorry.jobs.model import FINAL_STATUSES, KINDS, STATUSES
+from lorry.store.tables import jobs as jobs_table
 
 router = APIRouter(tags=["jobs"], dependencies=[require("reader")])
 
@@ -100,3 +102,22 @@ def failed_items(
         _job_row(conn, job_id)
         inputs, total = render.failed_inputs(conn, job_id, limit, offset)
     return {"data": inputs, "meta": {"total_count": total}}
+
+
+@router.delete("/jobs/{job_id}", status_code=204, dependencies=[require("editor")])
+def delete_job(job_id: str, runtime: RuntimeDep) -> Response:
+    """Forget a finished job: its results and, for an export, its file."""
+    with runtime.db.write() as conn:
+        row = _job_row(conn, job_id)
+        if row.status not in FINAL_STATUSES:
+            raise ApiError.one(
+                409, "job_active", f"job {job_id} is {row.status}; wait for its end"
+            )
+        # Chunks and errors go with it (ON DELETE CASCADE).
+        conn.execute(sa.delete(jobs_table).where(jobs_table.c.id == job_id))
+    if row.kind == "export":
+        file_format = row.options.get("format", "json")
+        export.export_file(runtime.settings, job_id, file_format).unlink(
+            missing_ok=True
+        )
+    return Response(status_code=204)
