@@ -91,8 +91,10 @@ class CsvReader:
         records: list[Record] = []
         pos = 0
         while pos < len(self._buf):
-            if self._delimiter is None and not self._sniff(pos, final):
-                break
+            if self._delimiter is None:
+                pos, known = self._sniff(pos, final)
+                if not known:
+                    break
             if (
                 self.use_csv_module
                 and self.columns is not None
@@ -108,6 +110,8 @@ class CsvReader:
             except _Incomplete:
                 break
             line = self._line
+            if end - pos > self._max and self._length(pos, end) > self._max:
+                raise self._too_large(line)
             self._line += breaks
             pos = end
             if cells is None and error is None:
@@ -118,27 +122,48 @@ class CsvReader:
                 records.append(self._make(line, cells or [], error))
         self._buf = self._buf[pos:]
         self._slow_until = max(0, self._slow_until - pos)
-        if len(self._buf) > self._max:
-            raise FileError(
-                "record_too_large",
-                f"line {self._line}: a record goes on for more than {self._max} "
-                "characters (an unclosed quote?)",
-                line=self._line,
-            )
+        # What is left is the start of one record (and maybe the CR of its
+        # line end): the record, once whole, is no shorter, so where the
+        # feeds happen to end changes nothing.
+        left = len(self._buf) - self._buf.endswith("\r")
+        if left > self._max:
+            raise self._too_large(self._line)
         return records
 
-    def _sniff(self, pos: int, final: bool) -> bool:
-        """Pick the delimiter from the first line with any content."""
+    def _length(self, pos: int, end: int) -> int:
+        """The length of the record from ``pos`` to ``end``, its line end
+        left out."""
+        buf = self._buf
+        if buf.startswith("\r\n", end - 2) and end - 2 >= pos:
+            return end - 2 - pos
+        if end > pos and buf[end - 1] in "\r\n":
+            return end - 1 - pos
+        return end - pos
+
+    def _too_large(self, line: int) -> FileError:
+        return FileError(
+            "record_too_large",
+            f"line {line}: a record goes on for more than {self._max} "
+            "characters (an unclosed quote?)",
+            line=line,
+        )
+
+    def _sniff(self, pos: int, final: bool) -> tuple[int, bool]:
+        """Skip blank lines and pick the delimiter from the first line with
+        any content: the position reached, and whether it is known."""
         buf = self._buf
         while True:
             match = _LINE_END.search(buf, pos)
             if match is None and not final:
-                return False
+                return pos, False
             line = buf[pos : match.start() if match else len(buf)]
             if line.strip() or match is None:
                 self._use(self._delimiter or sniff(line))
-                return True
+                return pos, True
+            if match.group() == "\r" and match.end() == len(buf) and not final:
+                return pos, False  # its LF may be in the next feed
             pos = match.end()
+            self._line += 1
 
     def _block(self, pos: int, final: bool) -> tuple[list[Record], int] | None:
         """Read the complete lines from ``pos`` with the csv module, or say
@@ -149,6 +174,10 @@ class CsvReader:
             self._slow_until = cut
             return None
         region = buf[pos:cut]
+        if len(region) > self._max:
+            # A record may be too large: the slow reading measures each.
+            self._slow_until = cut
+            return None
         assert self._empty_quoted is not None
         if region.count('"') % 2 or self._empty_quoted.search(region):
             self._slow_until = cut
@@ -248,6 +277,18 @@ class CsvReader:
                 # A closing quote at the very end may be the first of a
                 # doubled quote whose second half has not arrived.
                 if match is None or (match.end() == len(buf) and not final):
+                    if not final:
+                        raise _Incomplete
+                    line = self._line + breaks
+                    return (
+                        None,
+                        f"a quoted cell opened on line {line} never closes",
+                        len(buf),
+                        breaks + count_breaks(buf[pos:]),
+                    )
+                if match.end() < len(buf) and buf[match.end()] == '"':
+                    # The match gave up a doubled quote to close early: the
+                    # real closing quote has not come (yet).
                     if not final:
                         raise _Incomplete
                     line = self._line + breaks

@@ -69,6 +69,8 @@ class NdjsonReader:
         self._buf = "" if final else lines.pop()
         records: list[Record] = []
         for number, text in enumerate(lines, start=self._line):
+            if len(text) > self._max:
+                raise self._too_large(number)
             text = text.strip(" \t\r")
             if not text:
                 continue
@@ -76,12 +78,15 @@ class NdjsonReader:
             records.append((number, text.encode(), error))
         self._line += len(lines)
         if len(self._buf) > self._max:
-            raise FileError(
-                "record_too_large",
-                f"line {self._line} goes on for more than {self._max} characters",
-                line=self._line,
-            )
+            raise self._too_large(self._line)
         return records
+
+    def _too_large(self, line: int) -> FileError:
+        return FileError(
+            "record_too_large",
+            f"line {line} goes on for more than {self._max} characters",
+            line=line,
+        )
 
 
 class JsonArrayReader:
@@ -112,19 +117,23 @@ class JsonArrayReader:
         line = self._line if line is None else line
         return FileError("invalid_json", f"line {line}: {detail}", line=line)
 
-    def _skip_space(self, pos: int) -> int:
-        end = _SPACE.match(self._buf, pos)
-        assert end is not None
-        self._line += count_breaks(self._buf[pos : end.end()])
-        return end.end()
+    def _skip_space(self, pos: int, final: bool) -> int:
+        found = _SPACE.match(self._buf, pos)
+        assert found is not None
+        end = found.end()
+        buf = self._buf
+        if not final and end == len(buf) and end > pos and buf[end - 1] == "\r":
+            end -= 1  # a CR whose LF may come in the next feed
+        self._line += count_breaks(buf[pos:end])
+        return end
 
     def _parse(self, data: bytes, final: bool) -> list[Record]:
         self._buf += self._text.decode(data, final, self._line, self._buf)
         records: list[Record] = []
         pos = 0
         while True:
-            pos = self._skip_space(pos)
-            if pos >= len(self._buf):
+            pos = self._skip_space(pos, final)
+            if pos >= len(self._buf) or self._buf[pos] == "\r":
                 break
             char = self._buf[pos]
             if self._state == "open":
@@ -191,6 +200,13 @@ class JsonArrayReader:
                 pos = found.end()
             else:
                 pos = found.end()
+        if end - start > self._max:
+            raise FileError(
+                "record_too_large",
+                f"line {self._line}: element {self._index} goes on for more than "
+                f"{self._max} characters",
+                line=self._line,
+            )
         text = buf[start:end].rstrip(" \t\r\n")
         error = _TOO_DEEP if deepest > MAX_DEPTH else None
         record: Record = (self._line, text.encode(), error)
