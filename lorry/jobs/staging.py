@@ -45,6 +45,19 @@ _encode_lines = msgspec.msgpack.Encoder().encode
 _id_of_destroy = msgspec.json.Decoder(Any).decode
 
 
+def _largest(raw: bytes) -> str:
+    """Where most of a too large item is: its largest value, by key."""
+    try:
+        value = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return ""
+    if not isinstance(value, dict) or not value:
+        return ""
+    sizes = {k: len(msgspec.json.encode(v)) for k, v in value.items()}
+    key = max(sizes, key=sizes.__getitem__)
+    return f"; {key!r} alone holds {sizes[key]}"
+
+
 class Stager:
     """Receives a job's input entries one by one and stages them in chunks."""
 
@@ -96,7 +109,7 @@ class Stager:
             entry = PreFailed(
                 "item_too_large",
                 f"the item has {len(raw)} bytes; at most "
-                f"{self.settings.max_item_bytes} are allowed",
+                f"{self.settings.max_item_bytes} are allowed{_largest(raw)}",
                 raw[:1024],
             )
         elif self._seen is not None:

@@ -8,7 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import bulk_create, item_type_body, wait_job
+from tests.conftest import (
+    ADMIN_TOKEN,
+    PRODUCT_FIELDS,
+    bulk_create,
+    item_type_body,
+    wait_job,
+)
 
 
 def _import(
@@ -418,3 +424,31 @@ def test_links_to_items_of_the_same_file_hold_and_fail_with_them(
     assert api.get(f"/items/{ids[0]}").json()["data"]["code"] == 1
     for gone in ids[1:3]:
         assert api.get(f"/items/{gone}").status_code == 404
+
+
+def test_long_cells__kept_up_to_the_item_limit_then_failing_alone_then_refused(
+    make_server: Any,
+) -> None:
+    server = make_server(max_item_bytes=10_000)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=server.url, headers=headers) as api:
+        fields = [*PRODUCT_FIELDS, {"api_key": "description", "field_type": "text"}]
+        api.post("/item-types", json=item_type_body("product", fields))
+        fine = "é,\n" * 1_500  # quoted, with line breaks: 6,000 bytes of JSON
+        body = f'sku,name,description\nA,a,"{fine}"\nB,b,{"x" * 12_000}\nC,c,ok\n'
+
+        job = _import(api, body.encode())
+
+        errors = _result(job)["errors"]
+        assert [(e["index"], e["line"], e["code"]) for e in errors] == [
+            (1, 1_503, "item_too_large")
+        ]
+        assert "'description' alone holds 12002" in errors[0]["message"]
+        assert [i["sku"] for i in _items(api)] == ["A", "C"]
+        assert _items(api)[0]["description"] == fine
+
+        # Past four times the item limit the file is refused whole.
+        refused = _import(api, b"sku,name\nZ," + b"y" * 50_000 + b"\n", expect=422)
+        assert refused["errors"][0]["code"] == "record_too_large"
+        assert refused["errors"][0]["meta"] == {"line": 2}
+        assert len(_items(api)) == 2
