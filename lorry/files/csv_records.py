@@ -63,7 +63,6 @@ class CsvReader:
         self.columns: list[str] | None = None
         self._scan: re.Pattern[str] | None = None
         self._bare: re.Pattern[str] | None = None
-        self._empty_quoted: re.Pattern[str] | None = None
         #: Until this position of ``_buf`` records are read one by one.
         self._slow_until = 0
         #: Off in tests that compare both readings.
@@ -76,9 +75,6 @@ class CsvReader:
         d = re.escape(delimiter)
         self._scan = re.compile(r'["\r\n]')
         self._bare = re.compile(rf"[^{d}\r\n]*")
-        # What looks like a quoted empty cell; inside a quoted cell the same
-        # text is a doubled quote, and the run is read the slow way anyway.
-        self._empty_quoted = re.compile(rf'(?:^|(?<=[{d}\r\n]))""(?=[{d}\r\n]|$)')
 
     def feed(self, data: bytes) -> list[Record]:
         return self._parse(data, final=False)
@@ -178,8 +174,7 @@ class CsvReader:
             # A record may be too large: the slow reading measures each.
             self._slow_until = cut
             return None
-        assert self._empty_quoted is not None
-        if region.count('"') % 2 or self._empty_quoted.search(region):
+        if region.count('"') % 2 or self._has_empty_quoted(region):
             self._slow_until = cut
             return None
         try:
@@ -189,6 +184,21 @@ class CsvReader:
             return None
         self._line += count_breaks(region)
         return records, cut
+
+    def _has_empty_quoted(self, region: str) -> bool:
+        """Whether the text holds what looks like a quoted empty cell: ``""``
+        between delimiters or line ends. (Inside a quoted cell the same text
+        is a doubled quote; the run is then read the slow way, which is
+        right either way.)"""
+        bounds = (self._delimiter, "\r", "\n")
+        at = region.find('""')
+        last = len(region) - 2
+        while at != -1:
+            before = at == 0 or region[at - 1] in bounds
+            if before and (at == last or region[at + 2] in bounds):
+                return True
+            at = region.find('""', at + 1)
+        return False
 
     def _block_end(self, pos: int, final: bool) -> int:
         """Just past the last line break that surely ends a line."""
