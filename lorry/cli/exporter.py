@@ -98,6 +98,11 @@ def export_file(
     """
     fmt = file_format.value if file_format is not None else _by_suffix(output)
     filters = _filter(item_types, filter_json)
+    if not output.parent.is_dir():
+        # Said now, not after the whole export has run.
+        raise typer.BadParameter(
+            f"the folder {str(output.parent)!r} does not exist", param_hint="--output"
+        )
 
     with client_session(url, token, verbose) as client, new_progress() as progress:
         job = client.items.export_job(

@@ -12,8 +12,10 @@ import codecs
 __all__ = ["MAX_DEPTH", "FileError", "TextDecoder", "count_breaks"]
 
 _BOM = codecs.BOM_UTF8
-#: Records nested deeper than this are refused (as json field values are).
-MAX_DEPTH = 64
+#: Records nested deeper than this are refused: the record object itself and,
+#: in it, a json value as deep as an item may hold (64 levels), so that any
+#: item Lorry exports imports back.
+MAX_DEPTH = 65
 
 
 class FileError(Exception):
@@ -39,6 +41,25 @@ def count_breaks(text: str) -> int:
     return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
+#: Bytes needed to tell the byte-order marks apart (UTF-32's is four).
+_SNIFF_BYTES = 4
+_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _marked_encoding(start: bytes) -> str | None:
+    """The encoding a UTF-16 or UTF-32 byte-order mark names (the codec
+    then reads and drops the mark itself)."""
+    for mark, name in _MARKS:
+        if start.startswith(mark):
+            return name
+    return None
+
+
 class TextDecoder:
     """Incremental decoding that knows how many bytes it has consumed."""
 
@@ -46,6 +67,8 @@ class TextDecoder:
         self.encoding = codecs.lookup(encoding or "utf-8").name
         self._decoder = codecs.getincrementaldecoder(self.encoding)("strict")
         self._bytes_in = 0
+        #: No encoding said: a UTF-16 or UTF-32 byte-order mark says it.
+        self._sniff = encoding is None
         # A UTF-8 byte-order mark is dropped; other codecs (utf-16, say)
         # handle their own.
         self._first: bytes | None = b"" if self.encoding == "utf-8" else None
@@ -55,10 +78,13 @@ class TextDecoder:
         the text not yet consumed by the reader, starts."""
         if self._first is not None:
             self._first += data
-            if len(self._first) < len(_BOM) and not final:
+            if len(self._first) < _SNIFF_BYTES and not final:
                 return ""
             data, self._first = self._first, None
-            if data.startswith(_BOM):
+            if self._sniff and (marked := _marked_encoding(data)) is not None:
+                self.encoding = marked
+                self._decoder = codecs.getincrementaldecoder(marked)("strict")
+            elif data.startswith(_BOM):
                 data = data[len(_BOM) :]
                 self._bytes_in += len(_BOM)
         try:

@@ -212,8 +212,19 @@ class RecordPlan:
         """What to do with each column of records that have these columns,
         worked out once for all such records (every row of a CSV file)."""
         steps: list[_Step] = []
+        source: dict[str, str] = {}
         for column in columns:
             target = self._target(plan, column)
+            if target is not None and target in source:
+                return ItemFailure(
+                    "ambiguous_columns",
+                    f"columns {source[target]!r} and {column!r} both go to "
+                    f"{target!r}; map one of them elsewhere (mapping[COLUMN]=FIELD) "
+                    "or leave it out (mapping[COLUMN]=)",
+                    target,
+                )
+            if target is not None:
+                source[target] = column
             if target is None:
                 if self.reject_unknown and column not in self.mapping:
                     return ItemFailure(

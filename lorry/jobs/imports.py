@@ -45,6 +45,28 @@ def _nested_literal(value: Any) -> bool:
     return False
 
 
+def _not_text(value: Any, key: str = "") -> str | None:
+    """The key under which a string is not valid text (a lone surrogate)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return key or value.encode("utf-8", "backslashreplace").decode()
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            name = key or str(k)
+            if _not_text(k) is not None:
+                return str(k).encode("utf-8", "backslashreplace").decode()
+            if (found := _not_text(v, name)) is not None:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            if (found := _not_text(v, key)) is not None:
+                return found
+    return None
+
+
 def _decode_record(raw: bytes) -> dict[str, Any]:
     """A record as a dict. A value that is a number no double holds, or NaN
     or Infinity, is given to its field as the text the file wrote, so that
@@ -94,6 +116,17 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
     upsert = bool(ctx.options.get("upsert_by"))
     shape = "a record is an object of columns (or fields) and values"
     for index, raw, record in decoded_entries(chunk, prepared, _decode_record, shape):
+        # msgspec refuses lone surrogates, but the lenient second reading of
+        # a record it refused (for NaN or 1e999) takes them: never store one.
+        if (b"\\ud" in raw or b"\\uD" in raw) and (key := _not_text(record)):
+            failure = ItemFailure(
+                "invalid_value",
+                f"{key!r} holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape "
+                "without its pair), which is not text",
+                key,
+            )
+            prepared.failures.append((index, None, failure, raw))
+            continue
         converted = plan.convert(record)
         if isinstance(converted, ItemFailure):
             prepared.failures.append((index, None, converted, raw))

@@ -197,6 +197,16 @@ def _check_mapping(
                 pointer,
             )
         fed[to_key] = key
+    # A field the mapping leaves alone goes to the target field of its name:
+    # that one must not be fed by the mapping too.
+    for f in source.fields:
+        key = f.api_key
+        if key not in mapping and key in fed and target.field(key) is not None:
+            raise _bad(
+                f"mapping: {fed[key]!r} goes to {key!r}, and so does the source's "
+                f'own {key!r}; drop that one ("{key}": null) or map it elsewhere',
+                f"/mapping/{fed[key]}",
+            )
 
 
 def _check_constants(

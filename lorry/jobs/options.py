@@ -154,11 +154,17 @@ def _import_options(
         out["format"] = opts.format
     if opts.encoding is not None:
         try:
-            out["encoding"] = codecs.lookup(opts.encoding).name
+            codec = codecs.lookup(opts.encoding)
         except LookupError:
             raise _bad(
                 f"unknown encoding {opts.encoding!r}", ["encoding"], in_query
             ) from None
+        # rot13, base64, zlib and such turn bytes into bytes, not text.
+        if not codec._is_text_encoding:
+            raise _bad(
+                f"{opts.encoding!r} is not a text encoding", ["encoding"], in_query
+            )
+        out["encoding"] = codec.name
     if opts.delimiter is not None:
         if opts.delimiter not in _DELIMITERS:
             raise _bad(

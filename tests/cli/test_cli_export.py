@@ -107,3 +107,9 @@ def test_export__usage_errors_exit_2(lorry: Lorry, tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "no item type 'nope'" in result.stderr
     assert not (tmp_path / "x.json").exists()
+    missing = tmp_path / "no" / "such" / "x.csv"
+    result = lorry("export", "-o", str(missing))
+    assert result.exit_code == 2, result.output
+    words = " ".join(w for w in result.stderr.split() if w != "│")
+    assert "the folder" in words and "does not exist" in words
+    assert lorry("jobs", "list", "--json").output.count('"kind": "export"') == 0

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from lorry.files import MAX_DEPTH, FileError, open_reader
 from lorry.files.text import TextDecoder, count_breaks
+from lorry.schema.validator import MAX_JSON_DEPTH
 
 BOM = codecs.BOM_UTF8
 
@@ -89,8 +90,8 @@ def test_file_error_position_is_optional() -> None:
     assert error.byte is None
 
 
-def test_max_depth_is_exported() -> None:
-    assert MAX_DEPTH == 64
+def test_max_depth_is_a_record_and_the_deepest_json_value_in_it() -> None:
+    assert MAX_DEPTH == MAX_JSON_DEPTH + 1
 
 
 def test_open_reader_refuses_an_unknown_format() -> None:
@@ -228,7 +229,8 @@ def test_undecodable_line_counts_the_text_not_yet_consumed() -> None:
 def test_undecodable_line_joins_a_crlf_across_pending_text() -> None:
     decoder = TextDecoder(None)
     with pytest.raises(FileError) as caught:
-        decoder.decode(b"\nz\xff", False, 1, "a\r")
+        # Four bytes: the first feed is held until a byte-order mark can be told.
+        decoder.decode(b"\nz\xff\x00", False, 1, "a\r")
     assert caught.value.line == 2
 
 
@@ -271,3 +273,16 @@ def test_decoding_in_random_splits_gives_the_text(
     chunks = [raw[a:b] for a, b in itertools.pairwise(bounds)]
     # Only a leading BOM goes: text that itself starts with U+FEFF keeps it.
     assert decode_all(TextDecoder(None), chunks) == text
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_a_byte_order_mark_says_the_encoding_when_none_is_given(codec: str) -> None:
+    mark = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE}.get(
+        codec, codecs.BOM_UTF32_LE if codec == "utf-32-le" else codecs.BOM_UTF32_BE
+    )
+    data = mark + "a,b\r\né,😀\n".encode(codec)
+    for size in (1, 3, len(data)):
+        decoder = TextDecoder(None)
+        parts = [data[i : i + size] for i in range(0, len(data), size)]
+        text = "".join(decoder.decode(p, False, 1, "") for p in parts)
+        assert text + decoder.decode(b"", True, 1, "") == "a,b\r\né,😀\n"

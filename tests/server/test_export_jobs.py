@@ -349,6 +349,9 @@ def test_download_link__tampered_expired_and_gone(
     job = _export(api, format="ndjson", url_ttl=1)
     url = server.url + job["attributes"]["result"]["url"]
     assert httpx.get(url).status_code == 200
+    probe = httpx.head(url)
+    assert probe.status_code == 200 and probe.content == b""
+    assert probe.headers["content-length"] == str(job["attributes"]["result"]["size"])
 
     head, _dot, signature = url.rpartition(".")
     forged = head + "." + ("A" if signature[0] != "A" else "B") + signature[1:]

@@ -452,3 +452,75 @@ def test_long_cells__kept_up_to_the_item_limit_then_failing_alone_then_refused(
         assert refused["errors"][0]["code"] == "record_too_large"
         assert refused["errors"][0]["meta"] == {"line": 2}
         assert len(_items(api)) == 2
+
+
+def test_lone_surrogates_fail_alone_and_the_job_still_renders(
+    api: httpx.Client, product_type: Any
+) -> None:
+    body = (
+        b'[{"sku": "S-1", "name": "a", "\\udc00": "x"},'
+        b' {"sku": "S-2", "name": "\\ud800", "price": NaN},'
+        b' {"sku": "S-3", "name": "\\ud83d\\ude00"}]'
+    )
+    job = _import(api, body, "application/json")
+
+    errors = _result(job)["errors"]
+    assert [(e["index"], e["field"]) for e in errors] == [(0, "\\udc00"), (1, "name")]
+    assert all("surrogate" in e["message"] for e in errors)
+    assert [i["name"] for i in _items(api)] == ["\U0001f600"]
+    assert api.get("/jobs").status_code == 200
+
+
+def test_encodings_that_are_not_text_are_422_and_byte_order_marks_say_utf16(
+    api: httpx.Client, product_type: Any
+) -> None:
+    for codec in ("rot13", "base64", "zlib"):
+        error = _import(api, b"sku,name\nX,y\n", encoding=codec, expect=422)
+        assert error["errors"][0]["source"] == {"parameter": "encoding"}, codec
+    for codec in ("utf-16", "utf-32"):
+        body = f"sku,name\n{codec},Façade\n".encode(codec)
+        assert _import(api, body)["attributes"]["status"] == "completed"
+    assert [(i["sku"], i["name"]) for i in _items(api)] == [
+        ("utf-16", "Façade"),
+        ("utf-32", "Façade"),
+    ]
+
+
+def test_two_columns_for_one_field_are_refused_not_silently_merged(
+    api: httpx.Client, product_type: Any
+) -> None:
+    error = _import(api, b"sku,SKU,name\nD1,D2,x\n", expect=422)["errors"][0]
+    assert error["code"] == "ambiguous_columns"
+    assert "'sku' and 'SKU'" in error["detail"]
+    mapped = _import(api, b"sku,name\nA,b\n", expect=422, **{"mapping[name]": "sku"})
+    assert mapped["errors"][0]["code"] == "ambiguous_columns"
+
+    job = _import(
+        api,
+        b'{"sku": "J-1", "name": "x", "Name": "y"}\n{"sku": "J-2", "name": "z"}\n',
+        "application/x-ndjson",
+    )
+    errors = _result(job)["errors"]
+    assert [(e["index"], e["code"]) for e in errors] == [(0, "ambiguous_columns")]
+    assert [i["sku"] for i in _items(api)] == ["J-2"]
+
+
+def test_a_json_value_as_deep_as_an_item_may_hold_imports_back(
+    api: httpx.Client, product_type: Any
+) -> None:
+    deepest = 0
+    for _ in range(63):
+        deepest = [deepest]
+    made = bulk_create(api, [{"item_type": "product", "sku": "D", "name": "d"}])
+    item = made["attributes"]["result"]["data"][0]
+    patched = api.patch(f"/items/{item['id']}", json={"data": {"extra": deepest}})
+    assert patched.status_code == 200, patched.text
+    api.delete(f"/items/{item['id']}")
+    line = json.dumps(
+        {"item_type": "product", "sku": "D", "name": "d", "extra": deepest}
+    )
+
+    job = _import(api, line.encode(), "application/x-ndjson")
+
+    assert job["attributes"]["status"] == "completed", _result(job)["errors"]
+    assert _items(api)[0]["extra"] == deepest

@@ -294,6 +294,11 @@ def test_items_that_fail_the_target_schema_are_reported_one_by_one(
         ),
         ({}, "/mapping", "unfilled_field"),
         ({"mapping": {"title": "headline"}, "extra": 1}, "/extra", "invalid_option"),
+        (
+            {"mapping": {"title": "headline", "legacy": "body"}},
+            "/mapping/legacy",
+            "invalid_option",
+        ),
     ],
     ids=[
         "unknown-from",
@@ -304,6 +309,7 @@ def test_items_that_fail_the_target_schema_are_reported_one_by_one(
         "constant-for-no-field",
         "required-field-unfed",
         "unknown-option",
+        "mapped-onto-a-field-carried-by-name",
     ],
 )
 def test_bad_requests_are_422_naming_the_field(

@@ -109,7 +109,7 @@ async def resign(job_id: str, request: Request, runtime: RuntimeDep) -> JSONResp
     return JSONResponse({"data": await run_in_threadpool(work)})
 
 
-@router.get("/exports/{token}", response_model=None)
+@router.api_route("/exports/{token}", methods=["GET", "HEAD"], response_model=None)
 def download(token: str, runtime: RuntimeDep) -> FileResponse:
     """The file of an export, for whoever holds a valid signed URL."""
     secret = signing.server_secret(runtime.settings)

@@ -24,6 +24,7 @@ from lorry.files import FileError, RecordReader, open_reader
 from lorry.jobs.import_records import RecordPlan
 from lorry.jobs.options import check_options
 from lorry.jobs.staging import Stager
+from lorry.schema.validator import ItemFailure
 from lorry.server import Runtime
 from lorry.store import item_types as type_store
 
@@ -89,7 +90,9 @@ class _Import:
         with self.runtime.db.read() as conn:
             types = type_store.load_all(conn)
         plan = RecordPlan(types, options)
-        plan.convert(dict.fromkeys(columns))
+        header = plan.convert(dict.fromkeys(columns))
+        if isinstance(header, ItemFailure) and header.code == "ambiguous_columns":
+            raise ApiError.one(422, header.code, header.message, parameter="mapping")
         self.unknown = plan.unknown
         if self.unknown and options.get("unknown_columns") == "reject":
             raise ApiError.one(
