@@ -68,6 +68,18 @@ def _stamp_or_skip(value: Any) -> Any:
     return _SKIP if value in (None, "") else value
 
 
+def _empty_only(type_key: str) -> Callable[[Any], Any]:
+    def read(value: Any) -> Any:
+        if value in (None, ""):
+            return _SKIP
+        raise _Unreadable(
+            f"has a value, but {type_key!r} has no such field (it is a field "
+            "of another item type)"
+        )
+
+    return read
+
+
 def _same(value: Any) -> Any:
     return value
 
@@ -96,6 +108,7 @@ class RecordPlan:
 
     def __init__(self, types: list[ItemTypeDef], options: dict[str, Any]) -> None:
         self._types = {t.api_key: t for t in types}
+        self._all_fields = {f.api_key for t in types for f in t.fields}
         self._plans: dict[str, _TypePlan] = {}
         self.default_type: str | None = options.get("type")
         self.mapping: dict[str, str] = options.get("mapping") or {}
@@ -134,7 +147,9 @@ class RecordPlan:
             self._plans[type_key] = plan
         return plan
 
-    def _target(self, plan: _TypePlan, column: str) -> str | None:
+    def _target(
+        self, plan: _TypePlan, column: str, typed_rows: bool = False
+    ) -> str | None:
         found = plan.columns.get(column, "")
         if found != "":
             return found
@@ -146,11 +161,18 @@ class RecordPlan:
         else:
             snake = snake_case(column)
             target = snake if snake in plan.field_types else None
-            if target is None and column not in self._unknown_seen:
+            # In a file of several types (an export with its linked items),
+            # another type's column is no stranger.
+            elsewhere = typed_rows and self._elsewhere(column)
+            if target is None and not elsewhere and column not in self._unknown_seen:
                 self._unknown_seen.add(column)
                 self.unknown.append(column)
         plan.columns[column] = target
         return target
+
+    def _elsewhere(self, column: str) -> bool:
+        """Whether the column names a field of any item type."""
+        return column in self._all_fields or snake_case(column) in self._all_fields
 
     def field_columns(self) -> dict[str, str]:
         """The column each field was read from, for error reports."""
@@ -213,8 +235,9 @@ class RecordPlan:
         worked out once for all such records (every row of a CSV file)."""
         steps: list[_Step] = []
         source: dict[str, str] = {}
+        typed_rows = "item_type" in columns
         for column in columns:
-            target = self._target(plan, column)
+            target = self._target(plan, column, typed_rows)
             if target is not None and target in source:
                 return ItemFailure(
                     "ambiguous_columns",
@@ -225,6 +248,9 @@ class RecordPlan:
                 )
             if target is not None:
                 source[target] = column
+            if target is None and typed_rows and self._elsewhere(column):
+                steps.append((column, column, _empty_only(plan.type_def.api_key)))
+                continue
             if target is None:
                 if self.reject_unknown and column not in self.mapping:
                     return ItemFailure(

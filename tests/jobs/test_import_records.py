@@ -142,3 +142,33 @@ def test_reject_unknown_and_unknown_types() -> None:
     assert isinstance(missing, ItemFailure) and missing.field == "item_type"
     other = plan.convert({"item_type": "nope"})
     assert isinstance(other, ItemFailure) and other.code == "unknown_item_type"
+
+
+def test_rows_of_several_types_leave_the_others_columns_empty() -> None:
+    other = ItemTypeDef(
+        pk=2,
+        id="U",
+        api_key="maker",
+        name="Maker",
+        fields=[FieldDef(api_key="company_name", field_type="string")],
+        created_at=0,
+        updated_at=0,
+    )
+    plan = RecordPlan([THING, other], {"format": "csv", "unknown_columns": "reject"})
+    row = {"item_type": "thing", "sku": "A", "CompanyName": None, "company_name": ""}
+
+    converted = plan.convert(row)
+
+    assert isinstance(converted, Converted) and converted.item == {
+        "item_type": "thing",
+        "sku": "A",
+    }
+    assert plan.unknown == []
+    failed = plan.convert({**row, "company_name": "Acme"})
+    assert isinstance(failed, ItemFailure)
+    assert (failed.code, failed.field) == ("invalid_value", "company_name")
+    assert "another item type" in failed.message
+    # Without an item_type column the file is of one type: strangers are named.
+    single = RecordPlan([THING, other], {"type": "thing", "format": "csv"})
+    single.convert({"sku": "A", "company_name": None})
+    assert single.unknown == ["company_name"]
