@@ -29,6 +29,12 @@ _WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SYSTEM = frozenset({"id", "item_type", "created_at", "updated_at", "meta"})
 #: Text values of these field types mean "no value" when empty.
 _TEXT_TYPES = frozenset({"string", "text"})
+#: Field types whose CSV text the validator reads as this plan would: for
+#: any cell it takes, the plan's reading gives the same value, and a cell
+#: the plan reads differently (blank: no value) it refuses.
+_AS_WRITTEN = frozenset(
+    {"string", "text", "integer", "float", "boolean", "enum", "date", "datetime"}
+)
 _SPACES = ("\u00a0", "\u202f", " ")
 
 
@@ -169,6 +175,36 @@ class RecordPlan:
                 self.unknown.append(column)
         plan.columns[column] = target
         return target
+
+    def item_prefix(self, columns: tuple[str, ...]) -> bytes | None:
+        """For CSV records with these columns that are already items but for
+        their type, the bytes that make one of a record: ``{"item_type":T,``
+        to put in place of its ``{``. None when any column needs reading by
+        this plan first (a rename, a system column, a number format, a cell
+        that is JSON or a list, an enum that holds a blank value)."""
+        if not self.from_text or self._number is not None or self.default_type is None:
+            return None
+        plan = self._plan(self.default_type)
+        if plan is None or "item_type" in columns or "id" in columns:
+            return None
+        steps = plan.programs.get(columns)
+        if steps is None:
+            steps = plan.programs[columns] = self._compile(plan, columns)
+        if isinstance(steps, ItemFailure) or len(steps) != len(columns):
+            return None
+        fields = {f.api_key: f for f in plan.type_def.fields}
+        for column, target, _read in steps:
+            if target != column:
+                return None
+            if target in ("created_at", "updated_at"):
+                continue
+            field = fields[target]
+            if field.field_type not in _AS_WRITTEN:
+                return None
+            blank = [v for v in field.validators.enum or () if not v.strip()]
+            if blank:
+                return None
+        return b'{"item_type":' + msgspec.json.encode(self.default_type) + b","
 
     def _elsewhere(self, column: str) -> bool:
         """Whether the column names a field of any item type."""

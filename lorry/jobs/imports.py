@@ -114,8 +114,25 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
     prepared = Prepared(chunk.seq, [], [], first_index=chunk.first_index)
     prepared.lines = chunk.lines
     upsert = bool(ctx.options.get("upsert_by"))
+    prefix = None if upsert else _item_prefix(plan, chunk)
     shape = "a record is an object of columns (or fields) and values"
-    for index, raw, record in decoded_entries(chunk, prepared, _decode_record, shape):
+    validate = ctx.validator.validate
+    for index, raw, record in decoded_entries(
+        chunk, prepared, _decode_lazily if prefix else _decode_record, shape
+    ):
+        if prefix is not None:
+            # Most rows are valid items but for their type: checked straight
+            # from their bytes. Any other goes the whole way, for its error.
+            fast = validate(prefix + raw[1:])
+            if isinstance(fast, Valid):
+                prepared.valids.append((index, fast, raw, None, None))
+                continue
+            try:
+                record = _decode_record(raw)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                failure = ItemFailure("invalid_json", f"not valid JSON: {exc}")
+                prepared.failures.append((index, None, failure, raw))
+                continue
         # msgspec refuses lone surrogates, but the lenient second reading of
         # a record it refused (for NaN or 1e999) takes them: never store one.
         if (b"\\ud" in raw or b"\\uD" in raw) and (key := _not_text(record)):
@@ -142,6 +159,24 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
     if len(plan.unknown) > known_unknown or chunk.seq == 0:
         prepared.notes = {"unknown_columns": list(plan.unknown)}
     return prepared
+
+
+def _decode_lazily(raw: bytes) -> None:
+    """Records read from their bytes first: decoded only if that fails."""
+    return None
+
+
+def _item_prefix(plan: RecordPlan, chunk: ChunkInput) -> bytes | None:
+    """The item prefix of a CSV chunk's records (see RecordPlan.item_prefix):
+    they all have the header's columns, read off the first of them."""
+    first = next((e for e in chunk.entries if isinstance(e, bytes)), None)
+    if first is None or plan.default_type is None or not plan.from_text:
+        return None
+    try:
+        columns = tuple(_decode_fast(first))
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return plan.item_prefix(columns)
 
 
 def _upsert_value(valid: Valid, key: str) -> Any:
