@@ -20,19 +20,15 @@ import itertools
 import os
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import httpx
 import msgspec
-import psutil
+from harness import create_type, processes_rss, serve, wait_job
 
-TOKEN = "bench-token"
 STATUSES = ("draft", "active", "archived")
 FIELDS = [
     {"api_key": "name", "field_type": "string", "required": True},
@@ -102,27 +98,6 @@ def ndjson(n: int) -> Iterator[bytes]:
         yield bytes(buf)
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("lorry serve exited early")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("lorry serve did not start")
-
-
 class Run(NamedTuple):
     rate: float
     accept_seconds: float
@@ -131,53 +106,22 @@ class Run(NamedTuple):
 
 
 def lorry_run(n: int, workdir: Path, port: int) -> Run:
-    env = {**os.environ, "LORRY_ADMIN_TOKEN": TOKEN}
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "lorry", "serve", "--port", str(port)]
-    cmd += ["--data-dir", str(workdir / "lorry-data"), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env)
-    try:
-        wait_ready(url, proc)
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=3600) as api:
-            body = {
-                "data": {
-                    "type": "item_type",
-                    "attributes": {
-                        "api_key": "product",
-                        "name": "Product",
-                        "fields": FIELDS,
-                    },
-                }
-            }
-            api.post("/item-types", json=body).raise_for_status()
-            start = time.perf_counter()
-            response = api.post(
-                "/items/bulk-create-jobs",
-                content=ndjson(n),
-                headers={"Content-Type": "application/x-ndjson"},
-            )
-            response.raise_for_status()
-            accepted = time.perf_counter() - start
-            job_id = response.json()["data"]["id"]
-            while True:
-                attrs = api.get(f"/jobs/{job_id}").json()["data"]["attributes"]
-                if attrs["status"] not in ("queued", "in_progress"):
-                    break
-                time.sleep(0.05)
-            elapsed = time.perf_counter() - start
+    with serve(workdir, port) as (proc, api):
+        create_type(api, "product", FIELDS)
+        start = time.perf_counter()
+        response = api.post(
+            "/items/bulk-create-jobs",
+            content=ndjson(n),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        response.raise_for_status()
+        accepted = time.perf_counter() - start
+        attrs = wait_job(api, response.json()["data"]["id"])
+        elapsed = time.perf_counter() - start
         if attrs["status"] != "completed" or attrs["result"]["successful_items"] != n:
             raise SystemExit(f"job did not complete cleanly: {attrs['status']}")
-        server_rate = attrs["details"]["items_per_second"]
-        rss = {"server": peak_rss_mb(proc.pid)}
-        for n_child, child in enumerate(psutil.Process(proc.pid).children()):
-            tracker = "resource_tracker" in " ".join(child.cmdline())
-            name = "resource tracker" if tracker else f"worker process {n_child}"
-            rss[name] = peak_rss_mb(child.pid)
-        return Run(n / elapsed, accepted, float(server_rate), rss)
-    finally:
-        proc.terminate()
-        proc.wait(60)
+        running = float(attrs["details"]["items_per_second"])
+        return Run(n / elapsed, accepted, running, processes_rss(proc))
 
 
 def report(n: int, raw: float, run: Run) -> None:

@@ -23,16 +23,13 @@ import itertools
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-import psutil
-from bulk_create import FIELDS, TOKEN, Run, ndjson, peak_rss_mb, total_rss, wait_ready
+from bulk_create import FIELDS, Run, ndjson, total_rss
+from harness import create_type, processes_rss, serve, wait_job
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -65,97 +62,47 @@ def raw_limit(db_file: Path, out: Path) -> float:
     return count / elapsed
 
 
-def _serve(workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LORRY_ADMIN_TOKEN": TOKEN}
-    cmd = [sys.executable, "-m", "lorry", "serve", "--port", str(port)]
-    cmd += ["--data-dir", str(workdir / "lorry-data"), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env)
-    wait_ready(f"http://127.0.0.1:{port}", proc)
-    return proc
-
-
-def _wait(api: httpx.Client, job_id: str) -> dict[str, object]:
-    while True:
-        attrs: dict[str, object] = api.get(f"/jobs/{job_id}").json()["data"][
-            "attributes"
-        ]
-        if attrs["status"] not in ("queued", "in_progress"):
-            return attrs
-        time.sleep(0.05)
-
-
 def load(n: int, workdir: Path, port: int) -> None:
-    proc = _serve(workdir, port)
-    try:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=url, headers=headers, timeout=3600) as api:
-            body = {
-                "data": {
-                    "type": "item_type",
-                    "attributes": {
-                        "api_key": "product",
-                        "name": "Product",
-                        "fields": FIELDS,
-                    },
-                }
-            }
-            api.post("/item-types", json=body).raise_for_status()
-            response = api.post(
-                "/items/bulk-create-jobs",
-                content=ndjson(n),
-                headers={"Content-Type": "application/x-ndjson"},
-            )
-            response.raise_for_status()
-            attrs = _wait(api, response.json()["data"]["id"])
+    with serve(workdir, port) as (_proc, api):
+        create_type(api, "product", FIELDS)
+        response = api.post(
+            "/items/bulk-create-jobs",
+            content=ndjson(n),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        response.raise_for_status()
+        attrs = wait_job(api, response.json()["data"]["id"])
         if attrs["status"] != "completed":
             raise SystemExit(f"loading did not complete: {attrs['status']}")
-    finally:
-        proc.terminate()
-        proc.wait(60)
 
 
 def lorry_run(n: int, workdir: Path, port: int) -> Run:
-    proc = _serve(workdir, port)
-    try:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=url, headers=headers, timeout=3600) as api:
-            start = time.perf_counter()
-            response = api.post(
-                "/items/export-jobs",
-                json={"filter": {"type": "product"}, "format": "ndjson"},
-            )
-            response.raise_for_status()
-            accepted = time.perf_counter() - start
-            attrs = _wait(api, response.json()["data"]["id"])
-            if attrs["status"] != "completed":
-                raise SystemExit(f"export did not complete: {attrs['status']}")
-            result = attrs["result"]
-            assert isinstance(result, dict)
-            digest = hashlib.sha256()
-            with (
-                api.stream("GET", result["url"]) as download,
-                (workdir / "lorry.ndjson").open("wb") as sink,
-            ):
-                download.raise_for_status()
-                for chunk in download.iter_bytes(1 << 20):
-                    digest.update(chunk)
-                    sink.write(chunk)
-            elapsed = time.perf_counter() - start
+    with serve(workdir, port) as (proc, api):
+        start = time.perf_counter()
+        response = api.post(
+            "/items/export-jobs",
+            json={"filter": {"type": "product"}, "format": "ndjson"},
+        )
+        response.raise_for_status()
+        accepted = time.perf_counter() - start
+        attrs = wait_job(api, response.json()["data"]["id"])
+        if attrs["status"] != "completed":
+            raise SystemExit(f"export did not complete: {attrs['status']}")
+        result = attrs["result"]
+        digest = hashlib.sha256()
+        with (
+            api.stream("GET", result["url"]) as download,
+            (workdir / "lorry.ndjson").open("wb") as sink,
+        ):
+            download.raise_for_status()
+            for chunk in download.iter_bytes(1 << 20):
+                digest.update(chunk)
+                sink.write(chunk)
+        elapsed = time.perf_counter() - start
         if digest.hexdigest() != result["sha256"] or result["item_count"] != n:
             raise SystemExit(f"the file is not what the job says: {result}")
-        details = attrs["details"]
-        assert isinstance(details, dict)
-        rss = {"server": peak_rss_mb(proc.pid)}
-        for n_child, child in enumerate(psutil.Process(proc.pid).children()):
-            tracker = "resource_tracker" in " ".join(child.cmdline())
-            name = "resource tracker" if tracker else f"worker process {n_child}"
-            rss[name] = peak_rss_mb(child.pid)
-        return Run(n / elapsed, accepted, float(details["items_per_second"]), rss)
-    finally:
-        proc.terminate()
-        proc.wait(60)
+        running = float(attrs["details"]["items_per_second"])
+        return Run(n / elapsed, accepted, running, processes_rss(proc))
 
 
 def main() -> None:

@@ -19,16 +19,13 @@ import csv
 import itertools
 import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import psutil
-from bulk_create import FIELDS, TOKEN, Run, peak_rss_mb, rows, total_rss, wait_ready
+from bulk_create import FIELDS, Run, rows, total_rss
+from harness import create_type, processes_rss, serve, wait_job
 
 
 def write_csv(n: int, path: Path) -> None:
@@ -70,54 +67,23 @@ def file_chunks(path: Path) -> Iterator[bytes]:
 
 
 def lorry_run(n: int, path: Path, workdir: Path, port: int) -> Run:
-    env = {**os.environ, "LORRY_ADMIN_TOKEN": TOKEN}
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "lorry", "serve", "--port", str(port)]
-    cmd += ["--data-dir", str(workdir / "lorry-data"), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env)
-    try:
-        wait_ready(url, proc)
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=3600) as api:
-            body = {
-                "data": {
-                    "type": "item_type",
-                    "attributes": {
-                        "api_key": "product",
-                        "name": "Product",
-                        "fields": FIELDS,
-                    },
-                }
-            }
-            api.post("/item-types", json=body).raise_for_status()
-            start = time.perf_counter()
-            response = api.post(
-                "/items/import-jobs",
-                params={"type": "product"},
-                content=file_chunks(path),
-                headers={"Content-Type": "text/csv"},
-            )
-            response.raise_for_status()
-            accepted = time.perf_counter() - start
-            job_id = response.json()["data"]["id"]
-            while True:
-                attrs = api.get(f"/jobs/{job_id}").json()["data"]["attributes"]
-                if attrs["status"] not in ("queued", "in_progress"):
-                    break
-                time.sleep(0.05)
-            elapsed = time.perf_counter() - start
+    with serve(workdir, port) as (proc, api):
+        create_type(api, "product", FIELDS)
+        start = time.perf_counter()
+        response = api.post(
+            "/items/import-jobs",
+            params={"type": "product"},
+            content=file_chunks(path),
+            headers={"Content-Type": "text/csv"},
+        )
+        response.raise_for_status()
+        accepted = time.perf_counter() - start
+        attrs = wait_job(api, response.json()["data"]["id"])
+        elapsed = time.perf_counter() - start
         if attrs["status"] != "completed" or attrs["result"]["successful_items"] != n:
             raise SystemExit(f"job did not complete cleanly: {attrs}")
-        rss = {"server": peak_rss_mb(proc.pid)}
-        for n_child, child in enumerate(psutil.Process(proc.pid).children()):
-            tracker = "resource_tracker" in " ".join(child.cmdline())
-            name = "resource tracker" if tracker else f"worker process {n_child}"
-            rss[name] = peak_rss_mb(child.pid)
         running = float(attrs["details"]["items_per_second"])
-        return Run(n / elapsed, accepted, running, rss)
-    finally:
-        proc.terminate()
-        proc.wait(60)
+        return Run(n / elapsed, accepted, running, processes_rss(proc))
 
 
 def main() -> None:

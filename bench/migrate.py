@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,7 +25,8 @@ from typing import Any
 
 import httpx
 import msgspec
-from bulk_create import FIELDS, TOKEN, rows, wait_ready
+from bulk_create import FIELDS, rows
+from harness import create_type, serve, wait_job
 
 ARTICLE_FIELDS = [
     {"api_key": "title", "field_type": "string", "required": True},
@@ -44,20 +43,6 @@ REVIEW_FIELDS = [
         "validators": {"item_types": ["product", "article"]},
     },
 ]
-
-
-def _type(api: httpx.Client, key: str, fields: list[dict[str, Any]]) -> None:
-    body = {"data": {"type": "item_type", "attributes": {"api_key": key,
-            "name": key.title(), "fields": fields}}}  # fmt: skip
-    api.post("/item-types", json=body).raise_for_status()
-
-
-def _wait(api: httpx.Client, job_id: str) -> dict[str, Any]:
-    while True:
-        attrs: dict[str, Any] = api.get(f"/jobs/{job_id}").json()["data"]["attributes"]
-        if attrs["status"] not in ("queued", "in_progress"):
-            return attrs
-        time.sleep(0.05)
 
 
 def _ndjson(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -77,56 +62,48 @@ def _create(api: httpx.Client, items: Iterator[dict[str, Any]]) -> dict[str, Any
         headers={"Content-Type": "application/x-ndjson"},
     )
     response.raise_for_status()
-    return _wait(api, response.json()["data"]["id"])
+    return wait_job(api, response.json()["data"]["id"])
 
 
 def run(n: int, move: bool, links: int, workdir: Path, port: int) -> None:
-    env = {**os.environ, "LORRY_ADMIN_TOKEN": TOKEN}
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "lorry", "serve", "--port", str(port)]
-    cmd += ["--data-dir", str(workdir / "lorry-data"), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env)
-    try:
-        wait_ready(url, proc)
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=3600) as api:
-            _type(api, "product", FIELDS)
-            _type(api, "article", ARTICLE_FIELDS)
-            _type(api, "review", REVIEW_FIELDS)
-            names = ("name", "sku", "price", "status", "description", "created_at")
-            products = (
-                {"item_type": "product", **dict(zip(names, row, strict=True))}
-                for row in rows(n)
-            )
-            _create(api, products)
-            if links:
-                page = api.get(
-                    "/items",
-                    params={"filter[type]": "product", "page[limit]": 500},
-                ).json()["data"]
-                targets = [p["id"] for p in page]
-                reviews = (
-                    {"item_type": "review", "stars": i % 5,
-                     "subject": targets[i % len(targets)]}
-                    for i in range(links)
-                )  # fmt: skip
-                _create(api, reviews)
+    with serve(workdir, port) as (_proc, api):
+        create_type(api, "product", FIELDS)
+        create_type(api, "article", ARTICLE_FIELDS)
+        create_type(api, "review", REVIEW_FIELDS)
+        names = ("name", "sku", "price", "status", "description", "created_at")
+        products = (
+            {"item_type": "product", **dict(zip(names, row, strict=True))}
+            for row in rows(n)
+        )
+        _create(api, products)
+        if links:
+            page = api.get(
+                "/items",
+                params={"filter[type]": "product", "page[limit]": 500},
+            ).json()["data"]
+            targets = [p["id"] for p in page]
+            reviews = (
+                {"item_type": "review", "stars": i % 5,
+                 "subject": targets[i % len(targets)]}
+                for i in range(links)
+            )  # fmt: skip
+            _create(api, reviews)
 
-            start = time.perf_counter()
-            response = api.post(
-                "/items/migrate-jobs",
-                json={
-                    "from": "product",
-                    "to": "article",
-                    "mapping": {"name": "title", "sku": "code", "description": None},
-                    "constants": {"origin": "bench"},
-                    "delete_source": move,
-                },
-            )
-            response.raise_for_status()
-            accepted = time.perf_counter() - start
-            attrs = _wait(api, response.json()["data"]["id"])
-            elapsed = time.perf_counter() - start
+        start = time.perf_counter()
+        response = api.post(
+            "/items/migrate-jobs",
+            json={
+                "from": "product",
+                "to": "article",
+                "mapping": {"name": "title", "sku": "code", "description": None},
+                "constants": {"origin": "bench"},
+                "delete_source": move,
+            },
+        )
+        response.raise_for_status()
+        accepted = time.perf_counter() - start
+        attrs = wait_job(api, response.json()["data"]["id"])
+        elapsed = time.perf_counter() - start
         if attrs["status"] != "completed" or attrs["result"]["successful_items"] != n:
             raise SystemExit(f"job did not complete cleanly: {attrs}")
         mode = "move" if move else "copy"
@@ -136,9 +113,6 @@ def run(n: int, move: bool, links: int, workdir: Path, port: int) -> None:
         rate = float(attrs["details"]["items_per_second"])
         print(f"  job running phase only          {rate:>12,.0f} items/s")
         print(f"  selection and staging (to 202)  {accepted:>12.2f} s")
-    finally:
-        proc.terminate()
-        proc.wait(60)
 
 
 def main() -> None:

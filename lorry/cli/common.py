@@ -73,6 +73,12 @@ VerboseOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON to stdout, for scripts.")
 ]
+ChunkSizeOption = Annotated[
+    int | None, typer.Option("--chunk-size", min=1, help="Items per chunk of the job.")
+]
+NoWaitOption = Annotated[
+    bool, typer.Option("--no-wait", help="Print the job id once it is accepted.")
+]
 
 
 def make_client(url: str, token: str | None) -> Client:

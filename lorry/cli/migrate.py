@@ -7,7 +7,9 @@ import typer
 
 from lorry.cli.common import (
     DEFAULT_URL,
+    ChunkSizeOption,
     JsonOption,
+    NoWaitOption,
     TokenOption,
     UrlOption,
     VerboseOption,
@@ -106,14 +108,8 @@ def migrate(
         bool,
         typer.Option("--dry-run", help="Check and map everything, write nothing."),
     ] = False,
-    chunk_size: Annotated[
-        int | None,
-        typer.Option("--chunk-size", min=1, help="Items per chunk of the job."),
-    ] = None,
-    no_wait: Annotated[
-        bool,
-        typer.Option("--no-wait", help="Print the job id once it is accepted."),
-    ] = False,
+    chunk_size: ChunkSizeOption = None,
+    no_wait: NoWaitOption = False,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,

@@ -285,20 +285,15 @@ class CsvReader:
             if pos < len(buf) and buf[pos] == '"':
                 match = _QUOTED.match(buf, pos)
                 # A closing quote at the very end may be the first of a
-                # doubled quote whose second half has not arrived.
-                if match is None or (match.end() == len(buf) and not final):
-                    if not final:
-                        raise _Incomplete
-                    line = self._line + breaks
-                    return (
-                        None,
-                        f"a quoted cell opened on line {line} never closes",
-                        len(buf),
-                        breaks + count_breaks(buf[pos:]),
-                    )
-                if match.end() < len(buf) and buf[match.end()] == '"':
-                    # The match gave up a doubled quote to close early: the
-                    # real closing quote has not come (yet).
+                # doubled quote whose second half has not arrived; a quote
+                # right after the match means it gave up a doubled quote to
+                # close early: the real closing quote has not come (yet).
+                end = match.end() if match is not None else len(buf)
+                if (
+                    match is None
+                    or (end == len(buf) and not final)
+                    or (end < len(buf) and buf[end] == '"')
+                ):
                     if not final:
                         raise _Incomplete
                     line = self._line + breaks
