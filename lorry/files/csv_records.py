@@ -61,6 +61,7 @@ class CsvReader:
         #: The physical line where ``_buf`` starts.
         self._line = 1
         self.columns: list[str] | None = None
+        self._row_type: type[msgspec.Struct] | None = None
         self._scan: re.Pattern[str] | None = None
         self._bare: re.Pattern[str] | None = None
         #: Until this position of ``_buf`` records are read one by one.
@@ -224,6 +225,7 @@ class CsvReader:
         assert columns is not None
         width = len(columns)
         encode = _encode
+        row_type = self._row_type
         base = self._line
         start = 0
         for row in rows:
@@ -235,13 +237,13 @@ class CsvReader:
                 # Blank, or a quoted blank cell? Only the raw line can tell.
                 if not "".join(row).strip():
                     raise _NotForCsv
-            cells = [c or None for c in row]
-            if len(cells) == width:
-                records.append(
-                    (line, encode(dict(zip(columns, cells, strict=True))), None)
-                )
+            if len(row) == width and row_type is not None:
+                # Cells are text; an empty one is null (no quoted empty cell
+                # comes this way), and null is what the encoding then says.
+                raw = encode(row_type(*row)).replace(b':""', b":null")
+                records.append((line, raw, None))
             else:
-                records.append(make(line, cells, None))
+                records.append(make(line, [c or None for c in row], None))
         return records
 
     def _record(
@@ -361,10 +363,23 @@ class CsvReader:
                 )
             seen[name] = number
         self.columns = names
+        # A row as a struct encodes to its JSON object faster than a dict;
+        # names that a struct cannot take (quotes, control characters) go
+        # the dict's way.
+        try:
+            self._row_type = msgspec.defstruct(
+                "CsvRow",
+                [(f"c{n}", Any) for n in range(len(names))],
+                rename={f"c{n}": name for n, name in enumerate(names)},
+            )
+        except (ValueError, TypeError):
+            self._row_type = None
 
     def _make(self, line: int, cells: list[str | None], error: str | None) -> Record:
         columns = self.columns
         assert columns is not None
+        if error is None and len(cells) == len(columns) and self._row_type:
+            return line, _encode(self._row_type(*cells)), None
         record: dict[str, Any] = dict(zip(columns, cells, strict=False))
         if error is not None:
             return line, _encode(record), ("malformed_csv", error)
