@@ -8,8 +8,6 @@ path when an item already holds its value of that unique field.
 
 from __future__ import annotations
 
-import json
-import math
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -22,75 +20,11 @@ from lorry.jobs.context import ChunkOutcome, JobContext, Prepared, decoded_entri
 from lorry.jobs.import_records import Converted, RecordPlan
 from lorry.jobs.links import Candidate
 from lorry.jobs.model import ChunkInput
+from lorry.jobs.record_json import decode_fast, decode_record, not_text
 from lorry.schema.validator import ItemFailure, Valid
 from lorry.store import items as item_store
 
 __all__ = ["apply", "prepare"]
-
-_decode_fast = msgspec.json.Decoder(dict[str, Any]).decode
-
-
-class _Literal(str):
-    """A number JSON cannot hold as a double (1e999) or NaN/Infinity, as
-    written."""
-
-
-def _nested_literal(value: Any) -> bool:
-    if isinstance(value, _Literal):
-        return True
-    if isinstance(value, dict):
-        return any(_nested_literal(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_nested_literal(v) for v in value)
-    return False
-
-
-def _not_text(value: Any, key: str = "") -> str | None:
-    """The key under which a string is not valid text (a lone surrogate)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return key or value.encode("utf-8", "backslashreplace").decode()
-        return None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            name = key or str(k)
-            if _not_text(k) is not None:
-                return str(k).encode("utf-8", "backslashreplace").decode()
-            if (found := _not_text(v, name)) is not None:
-                return found
-    elif isinstance(value, list):
-        for v in value:
-            if (found := _not_text(v, key)) is not None:
-                return found
-    return None
-
-
-def _decode_record(raw: bytes) -> dict[str, Any]:
-    """A record as a dict. A value that is a number no double holds, or NaN
-    or Infinity, is given to its field as the text the file wrote, so that
-    the field's type refuses it and the error names the field."""
-    try:
-        return _decode_fast(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        problem = exc
-    try:
-        record = json.loads(
-            raw,
-            parse_float=lambda s: float(s) if math.isfinite(float(s)) else _Literal(s),
-            parse_int=int,
-            parse_constant=_Literal,
-        )
-    except (ValueError, RecursionError):
-        raise problem from None
-    top = record.values() if isinstance(record, dict) else ()
-    if not isinstance(record, dict) or any(
-        _nested_literal(v) for v in top if not isinstance(v, _Literal)
-    ):
-        raise problem
-    return {k: str(v) if isinstance(v, _Literal) else v for k, v in record.items()}
-
 
 _PLANS: OrderedDict[tuple[str | None, int], RecordPlan] = OrderedDict()
 _PLANS_LOCK = threading.Lock()
@@ -118,7 +52,7 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
     shape = "a record is an object of columns (or fields) and values"
     validate = ctx.validator.validate
     for index, raw, record in decoded_entries(
-        chunk, prepared, _decode_lazily if prefix else _decode_record, shape
+        chunk, prepared, _decode_lazily if prefix else decode_record, shape
     ):
         if prefix is not None:
             # Most rows are valid items but for their type: checked straight
@@ -128,14 +62,14 @@ def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
                 prepared.valids.append((index, fast, raw, None, None))
                 continue
             try:
-                record = _decode_record(raw)
+                record = decode_record(raw)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 failure = ItemFailure("invalid_json", f"not valid JSON: {exc}")
                 prepared.failures.append((index, None, failure, raw))
                 continue
         # msgspec refuses lone surrogates, but the lenient second reading of
         # a record it refused (for NaN or 1e999) takes them: never store one.
-        if (b"\\ud" in raw or b"\\uD" in raw) and (key := _not_text(record)):
+        if (b"\\ud" in raw or b"\\uD" in raw) and (key := not_text(record)):
             failure = ItemFailure(
                 "invalid_value",
                 f"{key!r} holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape "
@@ -173,7 +107,7 @@ def _item_prefix(plan: RecordPlan, chunk: ChunkInput) -> bytes | None:
     if first is None or plan.default_type is None or not plan.from_text:
         return None
     try:
-        columns = tuple(_decode_fast(first))
+        columns = tuple(decode_fast(first))
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
     return plan.item_prefix(columns)
