@@ -230,7 +230,7 @@ def _drop_dangling(
         for index in dangling:
             failure = ItemFailure(
                 "link_not_found",
-                "links to an item of this file that was not imported",
+                "links to an item given with it that was not written",
             )
             outcome.failures.append((index, None, failure, by_index[index][2]))
     outcome.applied = sorted(written.items())

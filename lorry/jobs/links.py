@@ -133,7 +133,7 @@ def _without_links_to_failed(
             if cand[1].compiled.links and not lost.isdisjoint(link_values(cand[1])):
                 failed[cand[0]] = ItemFailure(
                     "link_not_found",
-                    "links to an item of this file that failed: "
+                    "links to an item given with it that failed: "
                     f"{sorted(lost & link_values(cand[1]))[0]}",
                 )
                 if cand[3] is not None:
