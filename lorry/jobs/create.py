@@ -90,11 +90,6 @@ def _staged_input(conn: sa.Connection, job_id: str, index: int) -> bytes:
     return entry.raw if isinstance(entry, PreFailed) else entry
 
 
-def _first(*stamps: int | None) -> int:
-    # 0 is a timestamp like any other (1970-01-01): no `or` here.
-    return next(s for s in stamps if s is not None)
-
-
 def _row_keys(conn: sa.Connection, candidates: list[Candidate]) -> list[int]:
     counts = Counter(c[1].compiled.type_def.pk for c in candidates)
     free = {pk: iter(item_store.next_keys(conn, pk, n)) for pk, n in counts.items()}
@@ -160,19 +155,15 @@ def insert(
     ids = [c[3] or next(fresh) for c in candidates]
     keys = _row_keys(conn, candidates)
     now, job_id = ctx.now, ctx.job_id
-    rows: list[ItemRow] = [
-        (
-            key,
-            item_id,
-            valid.compiled.type_def.pk,
-            valid.data or _encode(valid.materialize()).decode(),
-            now if valid.created_at is None else valid.created_at,
-            _first(valid.updated_at, valid.created_at, now),
-        )
-        for key, item_id, (_index, valid, _raw, _id, _given) in zip(
-            keys, ids, candidates, strict=True
-        )
-    ]
+    rows: list[ItemRow] = []
+    for key, item_id, (_index, valid, _raw, _id, _given) in zip(
+        keys, ids, candidates, strict=True
+    ):
+        # 0 is a timestamp like any other (1970-01-01): no `or` here.
+        created = now if valid.created_at is None else valid.created_at
+        updated = created if valid.updated_at is None else valid.updated_at
+        data = valid.data or _encode(valid.materialize()).decode()
+        rows.append((key, item_id, valid.compiled.type_def.pk, data, created, updated))
     inserted = item_store.insert_rows(conn, ctx.dialect, rows, job_id)
 
     if inserted == len(rows):
