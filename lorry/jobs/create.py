@@ -19,6 +19,8 @@ from lorry.store.tables import job_chunks
 __all__ = ["apply", "explain_conflict", "insert", "prepare"]
 
 _encode = msgspec.json.Encoder().encode
+#: JobContext.scratch: the next free row key of each type in this transaction.
+ROW_KEYS = "row_keys"
 
 
 def prepare(ctx: JobContext, chunk: ChunkInput) -> Prepared:
@@ -90,10 +92,28 @@ def _staged_input(conn: sa.Connection, job_id: str, index: int) -> bytes:
     return entry.raw if isinstance(entry, PreFailed) else entry
 
 
-def _row_keys(conn: sa.Connection, candidates: list[Candidate]) -> list[int]:
+def _row_keys(
+    conn: sa.Connection, ctx: JobContext, candidates: list[Candidate]
+) -> list[int]:
+    # The chunks of a claim are written in one transaction, under the write
+    # lock: after the first, each type's next free key is known here.
+    cursor: dict[int, int] = ctx.scratch.setdefault(ROW_KEYS, {})
     counts = Counter(c[1].compiled.type_def.pk for c in candidates)
-    free = {pk: iter(item_store.next_keys(conn, pk, n)) for pk, n in counts.items()}
-    return [next(free[c[1].compiled.type_def.pk]) for c in candidates]
+    free: dict[int, range] = {}
+    for pk, n in counts.items():
+        start = cursor.get(pk)
+        if start is None:
+            keys = item_store.next_keys(conn, pk, n)
+        elif start + n > item_store.type_range(pk)[1]:
+            raise OverflowError(f"item type {pk} has no row keys left")
+        else:
+            keys = range(start, start + n)
+        cursor[pk] = keys.stop
+        free[pk] = keys
+    if len(free) == 1:
+        return list(next(iter(free.values())))
+    taken = {pk: iter(keys) for pk, keys in free.items()}
+    return [next(taken[c[1].compiled.type_def.pk]) for c in candidates]
 
 
 def _given_ids(
@@ -153,7 +173,7 @@ def insert(
     fails its item (or skips it, with skip_duplicates)."""
     fresh = iter(new_ids(len(candidates)))
     ids = [c[3] or next(fresh) for c in candidates]
-    keys = _row_keys(conn, candidates)
+    keys = _row_keys(conn, ctx, candidates)
     now, job_id = ctx.now, ctx.job_id
     rows: list[ItemRow] = []
     for key, item_id, (_index, valid, _raw, _id, _given) in zip(

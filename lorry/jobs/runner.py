@@ -298,6 +298,8 @@ def _run(
             ready = prepare_claim(db, claim_)
             ctx = ready.ctx
         ctx.now = now_us()
+        # Keys are reserved afresh in each transaction: others wrote since.
+        ctx.scratch.pop(create.ROW_KEYS, None)
         outcomes = [_apply(conn, apply, ctx, p) for p in ready.prepared]
         ended = _record(conn, ctx, claim_, outcomes, settings)
         if claim_next:
