@@ -393,29 +393,41 @@ def _record(
     """Commit-side bookkeeping of a batch; returns the job's final status if
     this batch ended it."""
     c = job_chunks.c
+    dry = bool(ctx.options.get("dry_run"))
+    # One statement for all the batch's chunks: each must still be ours.
+    done = conn.execute(
+        sa.update(job_chunks)
+        .where(
+            c.job_id == claim_.job_id,
+            c.seq == sa.bindparam("b_seq"),
+            c.status == "running",
+            c.lease_owner == claim_.owner,
+        )
+        .values(
+            status="done",
+            output=sa.bindparam("b_output"),
+            successful_items=sa.bindparam("b_ok"),
+            failed_items=sa.bindparam("b_failed"),
+            skipped_items=sa.bindparam("b_skipped"),
+            finished_at=ctx.now,
+            lease_until=None,
+        ),
+        [
+            {
+                "b_seq": o.seq,
+                # A dry run wrote nothing: there are no items to show.
+                "b_output": _encode_output([] if dry else o.applied),
+                "b_ok": len(o.applied),
+                "b_failed": len(o.failures),
+                "b_skipped": o.skipped,
+            }
+            for o in outcomes
+        ],
+    )
+    if done.rowcount != len(outcomes):
+        raise LeaseLost(claim_.job_id, outcomes[0].seq)
     error_rows: list[dict[str, Any]] = []
     for o in outcomes:
-        done = conn.execute(
-            sa.update(job_chunks)
-            .where(
-                c.job_id == claim_.job_id,
-                c.seq == o.seq,
-                c.status == "running",
-                c.lease_owner == claim_.owner,
-            )
-            .values(
-                status="done",
-                # A dry run wrote nothing: there are no items to show.
-                output=_encode_output([] if ctx.options.get("dry_run") else o.applied),
-                successful_items=len(o.applied),
-                failed_items=len(o.failures),
-                skipped_items=o.skipped,
-                finished_at=ctx.now,
-                lease_until=None,
-            )
-        )
-        if done.rowcount != 1:
-            raise LeaseLost(claim_.job_id, o.seq)
         lines, columns = o.lines or {}, o.columns or {}
         error_rows.extend(
             {
