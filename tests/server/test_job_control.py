@@ -3,12 +3,16 @@ over the real HTTP server (issue 4, job control)."""
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from lorry.cli import app
 from lorry.jobs.idempotency import KeyClaim, KeyTaken
 from lorry.jobs.staging import Stager
 from lorry.store import tokens
@@ -337,3 +341,41 @@ def test_retry_import_keeps_options_and_lines(
         for i in api.get("/items", params={"filter[type]": "product"}).json()["data"]
     }
     assert prices == {"S1": 1.5, "S2": 2.25, "S4": 3.0}
+
+
+def test_cli_retry(
+    api: httpx.Client, product_type: Any, server: Any, tmp_path: Path
+) -> None:
+    parent = _failed_create(api)
+    fixes = tmp_path / "fixes.json"
+    fixes.write_text(json.dumps({"1": _product(1), "3": _product(3)}))
+    env = {"LORRY_URL": server.url, "LORRY_TOKEN": ADMIN_TOKEN}
+    runner = CliRunner()
+
+    result = runner.invoke(
+        app, ["jobs", "retry", parent["id"], "--fix", str(fixes)], env=env
+    )
+    # One item is still wrong: completed with errors.
+    assert result.exit_code == 3, result.output
+    child_id = api.get(f"/jobs/{parent['id']}").json()["data"]["attributes"]["retries"][
+        0
+    ]
+    assert f"job {child_id} retries the failed items of job {parent['id']}" in (
+        result.stderr
+    )
+    assert _skus(api) == ["S0", "S1", "S2", "S3"]
+
+    shown = runner.invoke(app, ["jobs", "show", child_id], env=env)
+    assert any(
+        line.split() == ["retry", "of", parent["id"]]
+        for line in shown.stdout.splitlines()
+    ), shown.stdout
+
+    bare = runner.invoke(app, ["jobs", "retry", child_id, "--no-wait"], env=env)
+    assert bare.exit_code == 0, bare.output
+    assert bare.stdout.strip() != child_id
+
+    clean = bulk_create(api, [_product(7)])
+    refused = runner.invoke(app, ["jobs", "retry", clean["id"]], env=env)
+    assert refused.exit_code == 1
+    assert "no failed items" in refused.stderr
