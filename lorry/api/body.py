@@ -16,6 +16,7 @@ __all__ = [
     "content_type",
     "decode_body",
     "decode_json",
+    "parse_body",
     "pointer_of",
     "read_body",
 ]
@@ -60,7 +61,11 @@ async def read_body(request: Request, limit: int, advice: str = "") -> bytes:
 
 
 async def decode_body(request: Request, into: type[T]) -> T:
-    body = await read_body(request, MAX_SMALL_BODY)
+    return parse_body(request, await read_body(request, MAX_SMALL_BODY), into)
+
+
+def parse_body(request: Request, body: bytes, into: type[T]) -> T:
+    """Decode a small JSON body that was read already."""
     if not body.strip():
         raise ApiError.invalid("the request has no body", code="empty_body")
     check_json_type(request)

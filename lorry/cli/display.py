@@ -175,6 +175,10 @@ def print_job(job: Job) -> None:
     if attributes.options:
         options = msgspec.json.encode(attributes.options).decode()
         table.add_row("options", options)
+    if attributes.parent_job_id:
+        table.add_row("retry of", attributes.parent_job_id)
+    if attributes.retries:
+        table.add_row("retried by", ", ".join(attributes.retries))
     print_table(table)
     if attributes.result is not None or attributes.error is not None:
         out.print()

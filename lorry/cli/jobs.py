@@ -1,7 +1,9 @@
-"""``lorry jobs``: list, show and wait for background jobs."""
+"""``lorry jobs``: list, show, wait for and retry background jobs."""
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
+import msgspec
 import typer
 
 from lorry.cli.common import (
@@ -13,6 +15,7 @@ from lorry.cli.common import (
     client_session,
     err,
     exit_code_for,
+    fail,
     print_json,
     print_table,
 )
@@ -26,7 +29,9 @@ from lorry.cli.display import (
 
 __all__ = ["jobs_app"]
 
-jobs_app = typer.Typer(help="List, show and wait for jobs.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="List, show, wait for and retry jobs.", no_args_is_help=True
+)
 
 JobIdArgument = Annotated[str, typer.Argument(help="The job's id.")]
 
@@ -102,6 +107,70 @@ def wait(
     """
     with client_session(url, token, verbose) as client:
         job = client.jobs.find(job_id)
+        with new_progress() as progress:
+            job = wait_with_progress(client, job, progress, timeout)
+    print_summary(job)
+    if as_json:
+        print_json(job)
+    raise typer.Exit(exit_code_for(job))
+
+
+def _read_fixes(path: Path) -> dict[int, Any]:
+    """A file of fixes: a JSON object of failed item index -> corrected input."""
+    try:
+        raw = msgspec.json.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError) as exc:
+        fail(f"cannot read the fixes in {str(path)!r}: {exc}", code=2)
+    if not isinstance(raw, dict) or not all(str(k).isdigit() for k in raw):
+        fail(
+            f"{str(path)!r} must hold a JSON object of failed item index "
+            '(as a string, e.g. "3") -> corrected input',
+            code=2,
+        )
+    return {int(k): v for k, v in raw.items()}
+
+
+@jobs_app.command("retry")
+def retry(
+    job_id: JobIdArgument,
+    fix: Annotated[
+        Path | None,
+        typer.Option(
+            "--fix",
+            exists=True,
+            dir_okay=False,
+            help='A JSON file of corrected inputs by failed item index: {"3": {...}}.',
+        ),
+    ] = None,
+    wait_for_it: Annotated[
+        bool,
+        typer.Option("--wait/--no-wait", help="Wait for the new job to finish."),
+    ] = True,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0, help="Give up waiting after this many s."),
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Run the failed items of a finished job again, as a new job.
+
+    The new job has the same kind and options, and links to the job it
+    retries. Exits like ``wait`` (0 completed, 3 completed with errors, 1
+    otherwise); with --no-wait, prints the new job's id and exits 0.
+    """
+    fixes = _read_fixes(fix) if fix is not None else None
+    with client_session(url, token, verbose) as client:
+        job = client.jobs.retry(job_id, fix=fixes)
+        err.print(f"job {job.id} retries the failed items of job {job_id}")
+        if not wait_for_it:
+            if as_json:
+                print_json(job)
+            else:
+                typer.echo(job.id)
+            return
         with new_progress() as progress:
             job = wait_with_progress(client, job, progress, timeout)
     print_summary(job)

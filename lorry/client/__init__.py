@@ -25,6 +25,7 @@ from lorry.client._errors import (
 from lorry.client._models import (
     FINAL_STATUSES,
     ExportLink,
+    FailedItem,
     ItemType,
     ItemTypeAttributes,
     Job,
@@ -48,6 +49,7 @@ __all__ = [
     "ErrorSource",
     "ExportChecksumError",
     "ExportLink",
+    "FailedItem",
     "InvalidResponse",
     "ItemType",
     "ItemTypeAttributes",

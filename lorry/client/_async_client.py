@@ -1,6 +1,7 @@
 """The asynchronous client, twin of ``_client.py``: keep the two in step."""
 
 import asyncio
+import inspect
 import os
 import time
 from collections.abc import (
@@ -24,8 +25,20 @@ from lorry.client._calls import Item
 from lorry.client._download import CHUNK_BYTES, DownloadCallback, FileSink
 from lorry.client._download import export_source as _export_source
 from lorry.client._errors import PermissionDenied, api_error
-from lorry.client._models import ExportLink, ItemType, Job, JobItemError, Page
-from lorry.client._wire import Call, ProgressCallback, UploadCallback
+from lorry.client._models import (
+    ExportLink,
+    FailedItem,
+    ItemType,
+    Job,
+    JobItemError,
+    Page,
+)
+from lorry.client._wire import (
+    AsyncFix,
+    Call,
+    ProgressCallback,
+    UploadCallback,
+)
 
 __all__ = ["AsyncClient"]
 
@@ -43,6 +56,14 @@ class AsyncClient:
     ``base_url`` defaults to ``$LORRY_URL`` (else ``http://127.0.0.1:8000``)
     and ``token`` to ``$LORRY_TOKEN``. ``transport`` replaces httpx's network
     transport, e.g. with an ``httpx.MockTransport`` in tests.
+
+    Every job creation (bulk, import, export and migrate jobs, retries)
+    carries an ``Idempotency-Key``: the method's ``idempotency_key``, else a
+    new one. After a network error it is sent again with the same key, up to
+    ``retries`` times, so that the server answers with the job it may have
+    made already, never a second one. A body that cannot be read again (an
+    iterator, a pipe) is not resent: ``TransportError.idempotency_key`` then
+    names the key to send it again with.
     """
 
     def __init__(
@@ -52,8 +73,10 @@ class AsyncClient:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        retries: int = wire.DEFAULT_RETRIES,
     ) -> None:
         self.base_url = wire.base_url(base_url)
+        self.retries = retries
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=wire.base_headers(token),
@@ -81,25 +104,36 @@ class AsyncClient:
         await self.aclose()
 
     async def _send(self, call: Call[T]) -> T:
-        content: bytes | AsyncIterable[bytes] | None = call.body
-        if call.stream is not None:
-            # httpx's async client only streams async iterables.
-            stream = call.stream
-            content = (
-                stream if isinstance(stream, AsyncIterable) else _async_chunks(stream)
-            )
-        started = time.monotonic()
-        try:
-            response = await self._http.request(
-                call.method,
-                call.path,
-                params=tuple(call.params),
-                content=content,
-                headers=call.headers,
-            )
-        except httpx.TransportError as exc:
-            raise wire.transport_error(self.base_url, exc) from exc
-        return wire.finish(call, response, started)
+        attempt = 0
+        while True:
+            content: bytes | AsyncIterable[bytes] | None = call.body
+            if call.stream is not None:
+                # httpx's async client only streams async iterables.
+                stream = call.stream
+                content = (
+                    stream
+                    if isinstance(stream, AsyncIterable)
+                    else _async_chunks(stream)
+                )
+            started = time.monotonic()
+            try:
+                response = await self._http.request(
+                    call.method,
+                    call.path,
+                    params=tuple(call.params),
+                    content=content,
+                    headers=call.headers,
+                )
+            except httpx.TransportError as exc:
+                again = wire.resend(call, attempt, self.retries)
+                if again is None:
+                    raise wire.transport_error(self.base_url, exc, call) from exc
+                delay = wire.retry_delay(attempt)
+                wire.log_resend(call, exc, delay)
+                await asyncio.sleep(delay)
+                call, attempt = again, attempt + 1
+                continue
+            return wire.finish(call, response, started)
 
 
 async def _paginate(fetch: Callable[[int], Awaitable[Page[T]]]) -> AsyncIterator[T]:
@@ -201,6 +235,7 @@ class AsyncItems:
         link_by: Mapping[str, str] | None = None,
         chunk_size: int | None = None,
         on_upload: UploadCallback | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that creates every item of ``data``; returns the job.
 
@@ -211,7 +246,7 @@ class AsyncItems:
         ``on_upload`` is called with the number of bytes sent so far.
         """
         call = calls.bulk_create(data, skip_duplicates, link_by, chunk_size, on_upload)
-        return await self._client._send(call)
+        return await self._client._send(wire.keyed(call, idempotency_key))
 
     async def bulk_update_job(
         self,
@@ -219,16 +254,22 @@ class AsyncItems:
         *,
         chunk_size: int | None = None,
         on_upload: UploadCallback | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that applies ``{"id", "attributes", "meta"?}`` changes."""
         call = calls.bulk_update(data, chunk_size, on_upload)
-        return await self._client._send(call)
+        return await self._client._send(wire.keyed(call, idempotency_key))
 
     async def bulk_destroy_job(
-        self, items: Iterable[str], *, chunk_size: int | None = None
+        self,
+        items: Iterable[str],
+        *,
+        chunk_size: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that deletes the items with the given ids."""
-        return await self._client._send(calls.bulk_destroy(items, chunk_size))
+        call = calls.bulk_destroy(items, chunk_size)
+        return await self._client._send(wire.keyed(call, idempotency_key))
 
     async def migrate_job(
         self,
@@ -241,6 +282,7 @@ class AsyncItems:
         delete_source: bool = False,
         dry_run: bool = False,
         chunk_size: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that rewrites the items of ``from_type`` as items of
         ``to_type``; returns the job.
@@ -265,7 +307,7 @@ class AsyncItems:
             dry_run=dry_run,
             chunk_size=chunk_size,
         )
-        return await self._client._send(call)
+        return await self._client._send(wire.keyed(call, idempotency_key))
 
     async def import_job(
         self,
@@ -285,6 +327,7 @@ class AsyncItems:
         unknown_columns: str | None = None,
         chunk_size: int | None = None,
         on_upload: UploadCallback | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Import a file (CSV, JSON array or NDJSON) as items; returns the job.
 
@@ -315,7 +358,7 @@ class AsyncItems:
             call = calls.import_file(
                 stream, file_format, options, on_upload, as_async=True
             )
-            return await self._client._send(call)
+            return await self._client._send(wire.keyed(call, idempotency_key))
 
     async def export_job(
         self,
@@ -328,6 +371,7 @@ class AsyncItems:
         url_ttl: int | None = None,
         bom: bool = False,
         delimiter: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that writes the matching items to a file; returns the job.
 
@@ -343,7 +387,7 @@ class AsyncItems:
             bom,
             delimiter,
         )
-        return await self._client._send(call)
+        return await self._client._send(wire.keyed(call, idempotency_key))
 
     async def list(
         self,
@@ -370,6 +414,39 @@ class AsyncJobs:
     async def find(self, job: str | Job) -> Job:
         """Fetch the current state of a job."""
         return await self._client._send(calls.find_job(job))
+
+    async def retry(
+        self,
+        job: str | Job,
+        *,
+        fix: AsyncFix | Mapping[int, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Start a job that runs the failed items of a finished job again.
+
+        As ``Client.jobs.retry``; ``fix`` may also be a coroutine function.
+        """
+        fixes = (
+            fix
+            if fix is None or isinstance(fix, Mapping)
+            else await self._fixes(job, fix)
+        )
+        call = calls.retry_job(job, fixes or {})
+        return await self._client._send(wire.keyed(call, idempotency_key))
+
+    async def _fixes(self, job: str | Job, fix: AsyncFix) -> dict[int, Any]:
+        fixes: dict[int, Any] = {}
+        inputs = aiter(self.failed_items(job))
+        async for error in self.iter_errors(job):
+            given = await anext(inputs)
+            if error.index is None:
+                continue
+            fixed = fix(FailedItem(index=error.index, error=error, input=given))
+            if inspect.isawaitable(fixed):
+                fixed = await fixed
+            if fixed is not None:
+                fixes[error.index] = fixed
+        return fixes
 
     async def wait(
         self,

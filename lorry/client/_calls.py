@@ -5,6 +5,7 @@ import os
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
+    Callable,
     Iterable,
     Iterator,
     Mapping,
@@ -45,6 +46,7 @@ __all__ = [
     "list_jobs",
     "migrate",
     "open_source",
+    "retry_job",
     "update_item",
     "update_item_type",
 ]
@@ -257,13 +259,38 @@ def import_file(
         "/items/import-jobs",
         wire.one(Job),
         params=params,
-        stream=(
-            _afile_chunks(source, on_upload)
-            if as_async
-            else _file_chunks(source, on_upload)
-        ),
+        stream=_chunks_of(source, on_upload, as_async),
         content_type=IMPORT_TYPES[file_format],
+        restart=_rereader(source, on_upload, as_async),
     )
+
+
+def _chunks_of(
+    source: BinaryIO, on_upload: UploadCallback | None, as_async: bool
+) -> Iterable[bytes] | AsyncIterable[bytes]:
+    if as_async:
+        return _afile_chunks(source, on_upload)
+    return _file_chunks(source, on_upload)
+
+
+def _rereader(
+    source: BinaryIO, on_upload: UploadCallback | None, as_async: bool
+) -> Callable[[], Iterable[bytes] | AsyncIterable[bytes]] | None:
+    """How to read a file again from where its upload started, if it can
+    be (a file on disk can; a pipe cannot)."""
+    try:
+        start = source.tell() if source.seekable() else None
+    except OSError:
+        start = None
+    if start is None:
+        return None
+    at = start
+
+    def restart() -> Iterable[bytes] | AsyncIterable[bytes]:
+        source.seek(at)
+        return _chunks_of(source, on_upload, as_async)
+
+    return restart
 
 
 def migrate(
@@ -325,6 +352,16 @@ def export_url(job: str | Job, url_ttl: int | None) -> Call[ExportLink]:
         wire.path("jobs", job_id(job), "export-url"),
         wire.one(ExportLink),
         body=body,
+    )
+
+
+def retry_job(job: str | Job, fixes: Mapping[int, Any]) -> Call[Job]:
+    body = {"fix": {str(index): value for index, value in fixes.items()}}
+    return Call(
+        "POST",
+        wire.path("jobs", job_id(job), "retry"),
+        wire.one(Job),
+        body=_json(body if fixes else {}),
     )
 
 

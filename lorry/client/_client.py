@@ -22,8 +22,15 @@ from lorry.client._calls import Item
 from lorry.client._download import CHUNK_BYTES, DownloadCallback, FileSink
 from lorry.client._download import export_source as _export_source
 from lorry.client._errors import PermissionDenied, api_error
-from lorry.client._models import ExportLink, ItemType, Job, JobItemError, Page
-from lorry.client._wire import Call, ProgressCallback, UploadCallback
+from lorry.client._models import (
+    ExportLink,
+    FailedItem,
+    ItemType,
+    Job,
+    JobItemError,
+    Page,
+)
+from lorry.client._wire import Call, Fix, ProgressCallback, UploadCallback
 
 __all__ = ["Client"]
 
@@ -36,6 +43,14 @@ class Client:
     ``base_url`` defaults to ``$LORRY_URL`` (else ``http://127.0.0.1:8000``)
     and ``token`` to ``$LORRY_TOKEN``. ``transport`` replaces httpx's network
     transport, e.g. with an ``httpx.MockTransport`` in tests.
+
+    Every job creation (bulk, import, export and migrate jobs, retries)
+    carries an ``Idempotency-Key``: the method's ``idempotency_key``, else a
+    new one. After a network error it is sent again with the same key, up to
+    ``retries`` times, so that the server answers with the job it may have
+    made already, never a second one. A body that cannot be read again (an
+    iterator, a pipe) is not resent: ``TransportError.idempotency_key`` then
+    names the key to send it again with.
     """
 
     def __init__(
@@ -45,8 +60,10 @@ class Client:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        retries: int = wire.DEFAULT_RETRIES,
     ) -> None:
         self.base_url = wire.base_url(base_url)
+        self.retries = retries
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=wire.base_headers(token),
@@ -74,20 +91,29 @@ class Client:
         self.close()
 
     def _send(self, call: Call[T]) -> T:
-        if isinstance(call.stream, AsyncIterable):
-            raise TypeError("an async iterable needs AsyncClient")
-        started = time.monotonic()
-        try:
-            response = self._http.request(
-                call.method,
-                call.path,
-                params=tuple(call.params),
-                content=call.body if call.body is not None else call.stream,
-                headers=call.headers,
-            )
-        except httpx.TransportError as exc:
-            raise wire.transport_error(self.base_url, exc) from exc
-        return wire.finish(call, response, started)
+        attempt = 0
+        while True:
+            if isinstance(call.stream, AsyncIterable):
+                raise TypeError("an async iterable needs AsyncClient")
+            started = time.monotonic()
+            try:
+                response = self._http.request(
+                    call.method,
+                    call.path,
+                    params=tuple(call.params),
+                    content=call.body if call.body is not None else call.stream,
+                    headers=call.headers,
+                )
+            except httpx.TransportError as exc:
+                again = wire.resend(call, attempt, self.retries)
+                if again is None:
+                    raise wire.transport_error(self.base_url, exc, call) from exc
+                delay = wire.retry_delay(attempt)
+                wire.log_resend(call, exc, delay)
+                time.sleep(delay)
+                call, attempt = again, attempt + 1
+                continue
+            return wire.finish(call, response, started)
 
 
 def _paginate(fetch: Callable[[int], Page[T]]) -> Iterator[T]:
@@ -188,6 +214,7 @@ class Items:
         link_by: Mapping[str, str] | None = None,
         chunk_size: int | None = None,
         on_upload: UploadCallback | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that creates every item of ``data``; returns the job.
 
@@ -198,7 +225,7 @@ class Items:
         called with the number of bytes sent so far.
         """
         call = calls.bulk_create(data, skip_duplicates, link_by, chunk_size, on_upload)
-        return self._client._send(call)
+        return self._client._send(wire.keyed(call, idempotency_key))
 
     def bulk_update_job(
         self,
@@ -206,16 +233,22 @@ class Items:
         *,
         chunk_size: int | None = None,
         on_upload: UploadCallback | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that applies ``{"id", "attributes", "meta"?}`` changes."""
         call = calls.bulk_update(data, chunk_size, on_upload)
-        return self._client._send(call)
+        return self._client._send(wire.keyed(call, idempotency_key))
 
     def bulk_destroy_job(
-        self, items: Iterable[str], *, chunk_size: int | None = None
+        self,
+        items: Iterable[str],
+        *,
+        chunk_size: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that deletes the items with the given ids."""
-        return self._client._send(calls.bulk_destroy(items, chunk_size))
+        call = calls.bulk_destroy(items, chunk_size)
+        return self._client._send(wire.keyed(call, idempotency_key))
 
     def migrate_job(
         self,
@@ -228,6 +261,7 @@ class Items:
         delete_source: bool = False,
         dry_run: bool = False,
         chunk_size: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that rewrites the items of ``from_type`` as items of
         ``to_type``; returns the job.
@@ -252,7 +286,7 @@ class Items:
             dry_run=dry_run,
             chunk_size=chunk_size,
         )
-        return self._client._send(call)
+        return self._client._send(wire.keyed(call, idempotency_key))
 
     def import_job(
         self,
@@ -272,6 +306,7 @@ class Items:
         unknown_columns: str | None = None,
         chunk_size: int | None = None,
         on_upload: UploadCallback | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Import a file (CSV, JSON array or NDJSON) as items; returns the job.
 
@@ -300,7 +335,7 @@ class Items:
         with calls.open_source(source) as (stream, name):
             file_format = calls.import_format(name, format)
             call = calls.import_file(stream, file_format, options, on_upload)
-            return self._client._send(call)
+            return self._client._send(wire.keyed(call, idempotency_key))
 
     def export_job(
         self,
@@ -313,6 +348,7 @@ class Items:
         url_ttl: int | None = None,
         bom: bool = False,
         delimiter: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that writes the matching items to a file; returns the job.
 
@@ -333,7 +369,7 @@ class Items:
             bom,
             delimiter,
         )
-        return self._client._send(call)
+        return self._client._send(wire.keyed(call, idempotency_key))
 
     def list(
         self,
@@ -360,6 +396,40 @@ class Jobs:
     def find(self, job: str | Job) -> Job:
         """Fetch the current state of a job."""
         return self._client._send(calls.find_job(job))
+
+    def retry(
+        self,
+        job: str | Job,
+        *,
+        fix: Fix | Mapping[int, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Start a job that runs the failed items of a finished job again.
+
+        The new job is of the same kind, with the same options; its
+        ``parent_job_id`` is ``job``, and ``job`` lists it in ``retries``.
+        ``fix(failed_item)`` is called with each :class:`FailedItem` and
+        returns the corrected input (``None`` keeps the input as it was);
+        ``fix`` may also be a mapping of failed item index to corrected
+        input. Raises ``Conflict`` (``no_failed_items``) if nothing failed.
+        """
+        fixes = (
+            fix if fix is None or isinstance(fix, Mapping) else self._fixes(job, fix)
+        )
+        call = calls.retry_job(job, fixes or {})
+        return self._client._send(wire.keyed(call, idempotency_key))
+
+    def _fixes(self, job: str | Job, fix: Fix) -> dict[int, Any]:
+        fixes: dict[int, Any] = {}
+        pairs = zip(self.iter_errors(job), self.failed_items(job), strict=True)
+        for error, given in pairs:
+            if error.index is None:
+                continue
+            item = FailedItem(index=error.index, error=error, input=given)
+            fixed = fix(item)
+            if fixed is not None:
+                fixes[error.index] = fixed
+        return fixes
 
     def wait(
         self,

@@ -130,7 +130,16 @@ class ServerError(ApiError):
 
 
 class TransportError(LorryError):
-    """The request got no answer: connection refused, timeout, broken stream."""
+    """The request got no answer: connection refused, timeout, broken stream.
+
+    For a job creation, ``idempotency_key`` is the key it was sent with: the
+    server may have made the job, and the same call sent again with this
+    key answers that job instead of making a second one.
+    """
+
+    def __init__(self, message: str, *, idempotency_key: str | None = None) -> None:
+        super().__init__(message)
+        self.idempotency_key = idempotency_key
 
 
 class InvalidResponse(LorryError):

@@ -12,6 +12,7 @@ import msgspec
 __all__ = [
     "FINAL_STATUSES",
     "ExportLink",
+    "FailedItem",
     "ItemType",
     "ItemTypeAttributes",
     "Job",
@@ -69,6 +70,18 @@ class JobItemError(msgspec.Struct, frozen=True, kw_only=True):
     #: Imports: the input line where the record starts, and its column.
     line: int | None = None
     column: str | None = None
+
+
+class FailedItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One failed item of a finished job, as ``jobs.retry`` shows it to
+    ``fix``: why it failed, and the input it had."""
+
+    #: Its position in the job's input (``error.index``).
+    index: int
+    error: JobItemError
+    #: The input, as the job kept it: usually an object (an import's record
+    #: as the file had it); a destroy job's id string.
+    input: Any
 
 
 class JobError(msgspec.Struct, frozen=True, kw_only=True):
@@ -131,6 +144,10 @@ class JobAttributes(msgspec.Struct, frozen=True, kw_only=True):
     started_at: str | None = None
     finished_at: str | None = None
     expires_at: str | None = None
+    #: A retry: the job whose failed items it runs again.
+    parent_job_id: str | None = None
+    #: The jobs that retried this one's failed items, oldest first.
+    retries: list[str] = msgspec.field(default_factory=list)
 
 
 class Job(msgspec.Struct, frozen=True, kw_only=True):

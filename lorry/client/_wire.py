@@ -4,12 +4,15 @@ Each API operation is built here once as a :class:`Call`: what to send and how
 to read the answer. The two clients only differ in how they send it.
 """
 
+import dataclasses
 import logging
 import os
 import time
+import uuid
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Iterator,
@@ -30,14 +33,18 @@ from lorry.client._errors import (
     TransportError,
     api_error,
 )
-from lorry.client._models import Job, Page
+from lorry.client._models import FailedItem, Job, Page
 from lorry.client._query import Params, encode_param
 
 __all__ = [
+    "DEFAULT_RETRIES",
     "DEFAULT_URL",
+    "IDEMPOTENCY_HEADER",
     "JSON_BODY_LIMIT",
     "NDJSON_BATCH",
+    "AsyncFix",
     "Call",
+    "Fix",
     "ProgressCallback",
     "UploadCallback",
     "WaitLoop",
@@ -48,10 +55,14 @@ __all__ = [
     "bulk_options",
     "finish",
     "iter_ndjson",
+    "keyed",
+    "log_resend",
     "many",
     "nothing",
     "one",
     "path",
+    "resend",
+    "retry_delay",
     "transport_error",
 ]
 
@@ -66,12 +77,21 @@ JSON_BODY_LIMIT = 10_000
 #: Items encoded together into one chunk of a streamed body.
 NDJSON_BATCH = 1_000
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: A job creation is sent again this many times after a network error.
+DEFAULT_RETRIES = 2
+#: Seconds before the first resend; each further one waits twice as long.
+RETRY_DELAY = 0.25
+
 FIRST_POLL_DELAY = 0.05
 MAX_POLL_DELAY = 1.0
 POLL_GROWTH = 1.5
 
 UploadCallback = Callable[[int], None]
 ProgressCallback = Callable[[Job], None]
+#: ``jobs.retry``'s ``fix``: a failed item's corrected input, or ``None``.
+Fix = Callable[[FailedItem], Any]
+AsyncFix = Callable[[FailedItem], Any | Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +111,46 @@ class Call(Generic[T]):
     on_upload: UploadCallback | None = None
     #: The type of a streamed body that is not NDJSON (an import's file).
     content_type: str | None = None
+    #: Job creations: the key that makes sending the call again safe.
+    idempotency_key: str | None = None
+    #: A fresh ``stream`` from the start, where the body can be read again.
+    restart: Callable[[], Iterable[bytes] | AsyncIterable[bytes]] | None = None
 
     @property
     def headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
         if self.content_type is not None:
-            return {"Content-Type": self.content_type}
-        if self.body is not None:
-            return {"Content-Type": "application/json"}
-        if self.stream is not None:
-            return {"Content-Type": "application/x-ndjson"}
-        return {}
+            headers["Content-Type"] = self.content_type
+        elif self.body is not None:
+            headers["Content-Type"] = "application/json"
+        elif self.stream is not None:
+            headers["Content-Type"] = "application/x-ndjson"
+        if self.idempotency_key is not None:
+            headers[IDEMPOTENCY_HEADER] = self.idempotency_key
+        return headers
+
+
+def keyed(call: Call[T], key: str | None) -> Call[T]:
+    """A job creation, with an idempotency key (``key``, else a new one): the
+    server answers the same call sent again with the job it made first."""
+    return dataclasses.replace(call, idempotency_key=key or uuid.uuid4().hex)
+
+
+def resend(call: Call[T], attempt: int, retries: int) -> Call[T] | None:
+    """The call to send again after network error number ``attempt`` (from
+    0), or ``None``: only keyed calls are resent, and only if their body can
+    be read again."""
+    if call.idempotency_key is None or attempt >= retries:
+        return None
+    if call.stream is None:
+        return call
+    if call.restart is None:
+        return None
+    return dataclasses.replace(call, stream=call.restart())
+
+
+def retry_delay(attempt: int) -> float:
+    return float(RETRY_DELAY * 2**attempt)
 
 
 def base_url(url: str | None) -> str:
@@ -191,11 +241,31 @@ def nothing(response: httpx.Response) -> None:
     return None
 
 
-def transport_error(url: str, exc: httpx.TransportError) -> TransportError:
+def transport_error(
+    url: str, exc: httpx.TransportError, call: Call[Any] | None = None
+) -> TransportError:
     detail = str(exc) or type(exc).__name__
+    key = call.idempotency_key if call is not None else None
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return TransportError(f"cannot reach server at {url}: {detail}")
-    return TransportError(f"request to {url} failed: {detail}")
+        return TransportError(
+            f"cannot reach server at {url}: {detail}", idempotency_key=key
+        )
+    if key is not None:
+        # The request went out: the server may have made the job, and the
+        # same key finds it again.
+        detail += f"; send it again with {IDEMPOTENCY_HEADER} {key!r}"
+    return TransportError(f"request to {url} failed: {detail}", idempotency_key=key)
+
+
+def log_resend(call: Call[Any], exc: httpx.TransportError, delay: float) -> None:
+    logger.info(
+        "%s %s failed (%s); sending it again in %.2f s with the same %s",
+        call.method,
+        call.path,
+        str(exc) or type(exc).__name__,
+        delay,
+        IDEMPOTENCY_HEADER,
+    )
 
 
 def finish(call: Call[T], response: httpx.Response, started: float) -> T:
@@ -273,11 +343,32 @@ def bulk_call(
         body = msgspec.json.encode({"data": data, **body_options})
         return Call("POST", endpoint, one(Job), body=body, on_upload=on_upload)
     stream: Iterable[bytes] | AsyncIterable[bytes]
+    restart: Callable[[], Iterable[bytes]] | None = None
     if isinstance(data, AsyncIterable):
         stream = aiter_ndjson(data, on_upload)
     else:
         stream = iter_ndjson(data, on_upload)
-    return Call("POST", endpoint, one(Job), params=query_options, stream=stream)
+        if isinstance(data, Sequence):
+            # A sequence can be encoded again; an iterator was used up.
+            restart = _encoder_of(data, on_upload)
+
+    return Call(
+        "POST",
+        endpoint,
+        one(Job),
+        params=query_options,
+        stream=stream,
+        restart=restart,
+    )
+
+
+def _encoder_of(
+    items: Sequence[Any], on_upload: UploadCallback | None
+) -> Callable[[], Iterable[bytes]]:
+    def restart() -> Iterable[bytes]:
+        return iter_ndjson(items, on_upload)
+
+    return restart
 
 
 def bulk_options(

@@ -28,8 +28,9 @@ from lorry.clock import now_us, to_iso
 from lorry.config import Settings
 from lorry.errors import ApiError
 from lorry.ids import new_id
-from lorry.jobs import signing
+from lorry.jobs import idempotency, signing
 from lorry.jobs.export_formats import EXTENSIONS, make_writer
+from lorry.jobs.idempotency import KeyClaim
 from lorry.jobs.model import ACTIVE_STATUSES, Claim, LeaseLost, encode_entries
 from lorry.jobs.options import MAX_EXPORT_IDS
 from lorry.store import item_types as type_store
@@ -64,8 +65,17 @@ class ExportFailed(Exception):
         self.message = message
 
 
-def accept(db: Database, options: dict[str, Any], token_id: str | None) -> str:
-    """Store the job and its one chunk; workers see it at once."""
+def accept(
+    db: Database,
+    options: dict[str, Any],
+    token_id: str | None,
+    key: KeyClaim | None = None,
+) -> str:
+    """Store the job and its one chunk; workers see it at once.
+
+    With ``key``, the request's idempotency key is recorded with the job
+    (KeyTaken if another request recorded it first; nothing is stored).
+    """
     job_id = new_id()
     now = now_us()
     with db.write() as conn:
@@ -91,6 +101,8 @@ def accept(db: Database, options: dict[str, Any], token_id: str | None) -> str:
                 input=encode_entries([]),
             )
         )
+        if key is not None:
+            idempotency.record(conn, key, job_id)
     log.info(
         "job %s accepted: export as %s",
         job_id,

@@ -23,6 +23,7 @@ __all__ = [
     "find_row",
     "job_resource",
     "list_rows",
+    "retry_ids",
 ]
 
 #: Entries of data, errors and failed_items_data shown inside the job.
@@ -115,6 +116,8 @@ def job_resource(
         "started_at": to_iso(row.started_at),
         "finished_at": to_iso(row.finished_at),
         "expires_at": to_iso(row.expires_at),
+        "parent_job_id": row.parent_job_id,
+        "retries": retry_ids(conn, row.id),
     }
     if with_result and row.status in FINAL_STATUSES:
         attributes["result"] = _result(conn, row)
@@ -124,6 +127,17 @@ def job_resource(
         "attributes": attributes,
         "links": {"self": f"/jobs/{row.id}"},
     }
+
+
+def retry_ids(conn: sa.Connection, job_id: str) -> list[str]:
+    """The jobs that retried a job's failed items, oldest first."""
+    j = jobs.c
+    query = (
+        sa.select(j.id)
+        .where(j.parent_job_id == job_id, j.status != STAGING)
+        .order_by(j.created_at, j.id)
+    )
+    return list(conn.execute(query).scalars())
 
 
 def _result(conn: sa.Connection, row: Any) -> dict[str, Any]:

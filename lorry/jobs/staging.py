@@ -19,6 +19,8 @@ from lorry.clock import now_us
 from lorry.config import Settings
 from lorry.errors import ApiError
 from lorry.ids import new_id
+from lorry.jobs import idempotency
+from lorry.jobs.idempotency import KeyClaim
 from lorry.jobs.model import STAGING, Entry, PreFailed, encode_entries
 from lorry.store.db import Database
 from lorry.store.tables import job_chunks, jobs
@@ -69,6 +71,7 @@ class Stager:
         options: dict[str, Any],
         chunk_size: int,
         token_id: str | None = None,
+        parent_job_id: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -98,6 +101,7 @@ class Stager:
                     status=STAGING,
                     options=options,
                     token_id=token_id,
+                    parent_job_id=parent_job_id,
                     created_at=now,
                     updated_at=now,
                 )
@@ -228,8 +232,15 @@ class Stager:
         self._chunks = []
         self._chunk_bytes = 0
 
-    def finish(self, details: dict[str, Any] | None = None) -> str:
-        """Store what is left and hand the job to the workers."""
+    def finish(
+        self, details: dict[str, Any] | None = None, key: KeyClaim | None = None
+    ) -> str:
+        """Store what is left and hand the job to the workers.
+
+        With ``key``, the request's idempotency key is recorded in the same
+        transaction; KeyTaken if another request recorded it first, and this
+        job stays unseen (the caller aborts it).
+        """
         self._cut()
         if self.count == 0:
             raise ApiError.invalid(
@@ -249,6 +260,8 @@ class Stager:
                     updated_at=now_us(),
                 )
             )
+            if key is not None:
+                idempotency.record(conn, key, self.job_id)
         self._chunks = []
         log.info(
             "job %s accepted: %s of %d items in %d chunks",

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 __all__ = [
     "TYPE_SHIFT",
     "api_tokens",
+    "idempotency_keys",
     "item_types",
     "items",
     "job_chunks",
@@ -94,6 +95,9 @@ jobs = sa.Table(
     # export's file, a migration's sample.
     sa.Column("details", sa.JSON),
     sa.Column("token_id", sa.String(26)),
+    # A retry: the job whose failed items this job runs again. Not a foreign
+    # key, so that forgetting the parent keeps its retries.
+    sa.Column("parent_job_id", sa.String(26), index=True),
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("updated_at", _ts, nullable=False),
     sa.Column("started_at", _ts),
@@ -169,6 +173,26 @@ migrated_items = sa.Table(
     ),
     sa.Column("source_id", sa.String(26), primary_key=True),
     sa.Column("target_id", sa.String(26), nullable=False),
+)
+
+#: The Idempotency-Key of each job creation, per token: the same key again
+#: answers the same job. Written in the transaction that makes the job
+#: visible, so that of two identical requests at once only one job remains.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("token_id", sa.String(26), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    # SHA-256 (hex) of the method, path, query and body of the request.
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column(
+        "job_id",
+        sa.String(26),
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
 api_tokens = sa.Table(

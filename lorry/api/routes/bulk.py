@@ -15,11 +15,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from lorry.api.body import content_type, decode_json, read_body
+from lorry.api.creation import Idempotency, create_job
 from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.query import nested_params
 from lorry.api.responses import JSONResponse
 from lorry.errors import ApiError
-from lorry.jobs import render
 from lorry.jobs.options import check_options
 from lorry.jobs.staging import Stager
 from lorry.server import Runtime
@@ -71,11 +71,14 @@ class _Lines:
         return [tail] if tail.strip() else []
 
 
-async def _stage_ndjson(request: Request, runtime: Runtime, stager: Stager) -> None:
+async def _stage_ndjson(
+    request: Request, runtime: Runtime, stager: Stager, idem: Idempotency
+) -> None:
     lines = _Lines(runtime.settings.max_item_bytes)
     received = 0
     stream: AsyncIterator[bytes] = request.stream()
     async for part in stream:
+        idem.update(part)
         received += len(part)
         if received > runtime.settings.max_body_bytes:
             raise ApiError.one(
@@ -104,16 +107,23 @@ async def _accept(
             "unsupported_media_type",
             f"send application/json or application/x-ndjson, not {ctype!r}",
         )
-    if streamed:
-        params = nested_params(request.query_params.multi_items())
-        raw_options: dict[str, Any] = params
-        entries: list[msgspec.Raw] = []
-    else:
+    idem = await Idempotency.of(request, runtime, token_id)
+    body = b""
+    if streamed and idem.prior is not None:
+        await idem.drain(request, runtime.settings.max_body_bytes)
+    elif not streamed:
         body = await read_body(
             request,
             runtime.settings.max_json_bytes,
             "; send larger jobs as NDJSON (Content-Type: application/x-ndjson)",
         )
+        idem.update(body)
+    if idem.prior is not None:
+        return await idem.replay(runtime)
+    if streamed:
+        raw_options: dict[str, Any] = nested_params(request.query_params.multi_items())
+        entries: list[msgspec.Raw] = []
+    else:
         raw_options, entries = _split_json(body, kind)
 
     def open_stager() -> Stager:
@@ -122,35 +132,23 @@ async def _accept(
         chunk_size = options.get("chunk_size") or runtime.settings.chunk_size
         return Stager(runtime.db, runtime.settings, kind, options, chunk_size, token_id)
 
-    stager = await run_in_threadpool(open_stager)
-    try:
-        if streamed:
-            await _stage_ndjson(request, runtime, stager)
-        else:
-            step = 8 * stager.chunk_size
-            for start in range(0, len(entries), step):
-                stager.add_many([bytes(e) for e in entries[start : start + step]])
-                if stager.wants_flush:
-                    await run_in_threadpool(stager.flush)
-        job_id = await run_in_threadpool(stager.finish)
-    except BaseException:
-        await run_in_threadpool(stager.abort)
-        raise
-    runtime.pool.wake()
-    return await accepted(runtime, job_id)
+    async def stage() -> str:
+        stager = await run_in_threadpool(open_stager)
+        try:
+            if streamed:
+                await _stage_ndjson(request, runtime, stager, idem)
+            else:
+                step = 8 * stager.chunk_size
+                for start in range(0, len(entries), step):
+                    stager.add_many([bytes(e) for e in entries[start : start + step]])
+                    if stager.wants_flush:
+                        await run_in_threadpool(stager.flush)
+            return await run_in_threadpool(stager.finish, None, idem.claim)
+        except BaseException:
+            await run_in_threadpool(stager.abort)
+            raise
 
-
-async def accepted(runtime: Runtime, job_id: str) -> JSONResponse:
-    """The 202 answer to a job's creation: the job as it is now."""
-
-    def load() -> dict[str, Any]:
-        with runtime.db.read() as conn:
-            return render.job_resource(conn, render.find_row(conn, job_id))
-
-    resource = await run_in_threadpool(load)
-    return JSONResponse(
-        {"data": resource}, status_code=202, headers={"Location": f"/jobs/{job_id}"}
-    )
+    return await create_job(runtime, idem, stage)
 
 
 @router.post(

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 
 from lorry.api.body import MAX_SMALL_BODY, check_json_type, decode_json, read_body
+from lorry.api.creation import Idempotency, create_job
 from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.responses import JSONResponse
 from lorry.errors import ApiError
@@ -28,7 +29,10 @@ log = logging.getLogger(__name__)
 
 
 async def _json_object(request: Request, *, required: bool) -> dict[str, Any]:
-    body = await read_body(request, MAX_SMALL_BODY)
+    return _parse_object(request, await read_body(request, MAX_SMALL_BODY), required)
+
+
+def _parse_object(request: Request, body: bytes, required: bool) -> dict[str, Any]:
     if not body.strip():
         if required:
             raise ApiError.invalid("the request has no body", code="empty_body")
@@ -45,24 +49,24 @@ async def export_job(
     request: Request, runtime: RuntimeDep, token: CurrentToken
 ) -> JSONResponse:
     """Export the items a filter selects to a file; answers 202 with the job."""
-    raw = await _json_object(request, required=False)
+    idem = await Idempotency.of(request, runtime, token.id)
+    body = await read_body(request, MAX_SMALL_BODY)
+    idem.update(body)
+    if idem.prior is not None:
+        return await idem.replay(runtime)
+    raw = _parse_object(request, body, required=False)
 
-    def work() -> dict[str, Any]:
+    def work() -> str:
         with runtime.db.read() as conn:
             options = check_export_options(
                 conn, runtime.db.dialect, raw, runtime.settings.export_url_ttl
             )
-        job_id = export.accept(runtime.db, options, token.id)
-        runtime.pool.wake()
-        with runtime.db.read() as conn:
-            return render.job_resource(conn, render.find_row(conn, job_id))
+        return export.accept(runtime.db, options, token.id, idem.claim)
 
-    resource = await run_in_threadpool(work)
-    return JSONResponse(
-        {"data": resource},
-        status_code=202,
-        headers={"Location": f"/jobs/{resource['id']}"},
-    )
+    async def stage() -> str:
+        return await run_in_threadpool(work)
+
+    return await create_job(runtime, idem, stage)
 
 
 def _finished_export(runtime: Runtime, job_id: str) -> tuple[Any, Path]:

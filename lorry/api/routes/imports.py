@@ -15,10 +15,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from lorry.api.body import content_type
+from lorry.api.creation import Idempotency, create_job
 from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.query import nested_params
 from lorry.api.responses import JSONResponse
-from lorry.api.routes.bulk import NDJSON_TYPES, accepted
+from lorry.api.routes.bulk import NDJSON_TYPES
 from lorry.errors import ApiError, ErrorItem
 from lorry.files import FileError, RecordReader, open_reader
 from lorry.jobs.import_records import RecordPlan
@@ -126,6 +127,10 @@ async def import_job(
         )
     if ctype == "text/tab-separated-values":
         params.setdefault("delimiter", "tab")
+    idem = await Idempotency.of(request, runtime, token.id)
+    if idem.prior is not None:
+        await idem.drain(request, runtime.settings.max_body_bytes)
+        return await idem.replay(runtime)
 
     def open_import() -> _Import:
         with runtime.db.read() as conn:
@@ -145,30 +150,39 @@ async def import_job(
         )
         return _Import(runtime, stager, reader)
 
-    upload = await run_in_threadpool(open_import)
+    async def stage() -> str:
+        upload = await run_in_threadpool(open_import)
+        try:
+            await _receive(request, runtime, upload, idem)
+            if upload.stager.count == 0:
+                raise ApiError.invalid("the file holds no records", code="empty_job")
+            details = {"unknown_columns": upload.unknown}
+            return await run_in_threadpool(upload.stager.finish, details, idem.claim)
+        except BaseException:
+            await run_in_threadpool(upload.stager.abort)
+            raise
+
+    return await create_job(runtime, idem, stage)
+
+
+async def _receive(
+    request: Request, runtime: Runtime, upload: _Import, idem: Idempotency
+) -> None:
+    """Read the file as it arrives, staging its records a batch at a time."""
     limit = runtime.settings.max_body_bytes
-    try:
-        received = 0
-        pending: list[bytes] = []
-        pending_bytes = 0
-        async for part in request.stream():
-            received += len(part)
-            if received > limit:
-                raise ApiError.one(
-                    413, "body_too_large", f"the file is larger than {limit} bytes"
-                )
-            pending.append(part)
-            pending_bytes += len(part)
-            if pending_bytes >= _BATCH_BYTES:
-                await run_in_threadpool(upload.feed, b"".join(pending))
-                pending, pending_bytes = [], 0
-        await run_in_threadpool(upload.feed, b"".join(pending), True)
-        if upload.stager.count == 0:
-            raise ApiError.invalid("the file holds no records", code="empty_job")
-        details = {"unknown_columns": upload.unknown}
-        job_id = await run_in_threadpool(upload.stager.finish, details)
-    except BaseException:
-        await run_in_threadpool(upload.stager.abort)
-        raise
-    runtime.pool.wake()
-    return await accepted(runtime, job_id)
+    received = 0
+    pending: list[bytes] = []
+    pending_bytes = 0
+    async for part in request.stream():
+        idem.update(part)
+        received += len(part)
+        if received > limit:
+            raise ApiError.one(
+                413, "body_too_large", f"the file is larger than {limit} bytes"
+            )
+        pending.append(part)
+        pending_bytes += len(part)
+        if pending_bytes >= _BATCH_BYTES:
+            await run_in_threadpool(upload.feed, b"".join(pending))
+            pending, pending_bytes = [], 0
+    await run_in_threadpool(upload.feed, b"".join(pending), True)

@@ -5,13 +5,18 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from lorry.api.deps import RuntimeDep, require
+from lorry.api.body import MAX_SMALL_BODY, check_json_type, decode_json, read_body
+from lorry.api.creation import Idempotency, create_job
+from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.query import nested_params, page_params
+from lorry.api.responses import JSONResponse
 from lorry.errors import ApiError
 from lorry.jobs import export, render
 from lorry.jobs.model import FINAL_STATUSES, KINDS, STATUSES
+from lorry.jobs.retry import check_fixes, stage_retry
 from lorry.store.tables import jobs as jobs_table
 
 router = APIRouter(tags=["jobs"], dependencies=[require("reader")])
@@ -102,6 +107,50 @@ def failed_items(
         _job_row(conn, job_id)
         inputs, total = render.failed_inputs(conn, job_id, limit, offset)
     return {"data": inputs, "meta": {"total_count": total}}
+
+
+@router.post("/jobs/{job_id}/retry", status_code=202, dependencies=[require("editor")])
+async def retry_job(
+    job_id: str, request: Request, runtime: RuntimeDep, token: CurrentToken
+) -> JSONResponse:
+    """Run the failed items of a finished job again, as a new job (202).
+
+    Body, optional: ``{"fix": {"INDEX": input}}`` replaces the input of the
+    failed item at that index (the ``index`` of its error) with corrected
+    data. The new job links to this one (``parent_job_id``), and this one
+    lists it among its ``retries``.
+    """
+    idem = await Idempotency.of(request, runtime, token.id)
+    body = await read_body(request, MAX_SMALL_BODY)
+    idem.update(body)
+    if idem.prior is not None:
+        return await idem.replay(runtime)
+    raw: dict[str, Any] = {}
+    if body.strip():
+        check_json_type(request)
+        raw = decode_json(body, dict[str, Any], "/", "the body must be a JSON object")
+    unknown = sorted(set(raw) - {"fix"})
+    if unknown:
+        raise ApiError.one(
+            422,
+            "invalid_option",
+            f"unknown option {unknown[0]!r}; allowed: fix",
+            pointer=f"/{unknown[0]}",
+        )
+    fixes = check_fixes(raw.get("fix"))
+
+    async def stage() -> str:
+        return await run_in_threadpool(
+            stage_retry,
+            runtime.db,
+            runtime.settings,
+            job_id,
+            fixes,
+            token.id,
+            idem.claim,
+        )
+
+    return await create_job(runtime, idem, stage)
 
 
 @router.delete("/jobs/{job_id}", status_code=204, dependencies=[require("editor")])

@@ -15,11 +15,12 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from lorry.api.body import decode_body
+from lorry.api.body import MAX_SMALL_BODY, parse_body, read_body
+from lorry.api.creation import Idempotency, create_job
 from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.responses import JSONResponse
-from lorry.api.routes.bulk import accepted
 from lorry.errors import ApiError
+from lorry.jobs.idempotency import KeyClaim
 from lorry.jobs.migration import field_plan, selected_ids
 from lorry.jobs.options import check_options
 from lorry.jobs.staging import Stager
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 
 
-def _stage(runtime: Runtime, raw: dict[str, Any], token_id: str) -> str:
+def _stage(
+    runtime: Runtime, raw: dict[str, Any], token_id: str, key: KeyClaim | None
+) -> str:
     with runtime.db.read() as conn:
         options = check_options(conn, "migrate", raw, in_query=False)
         plan = field_plan(type_store.load_all(conn), options)
@@ -52,7 +55,7 @@ def _stage(runtime: Runtime, raw: dict[str, Any], token_id: str) -> str:
             stager.add(_encode(item_id))
             if stager.wants_flush:
                 stager.flush()
-        return stager.finish({"field_map": plan.fields})
+        return stager.finish({"field_map": plan.fields}, key)
     except BaseException:
         stager.abort()
         raise
@@ -66,7 +69,14 @@ async def migrate_job(
     202 with the job. Body: from, to, filter, mapping (source field -> target
     field, or null to drop it), constants, delete_source, dry_run,
     chunk_size."""
-    raw: dict[str, Any] = await decode_body(request, dict[str, Any])
-    job_id = await run_in_threadpool(_stage, runtime, raw, token.id)
-    runtime.pool.wake()
-    return await accepted(runtime, job_id)
+    idem = await Idempotency.of(request, runtime, token.id)
+    body = await read_body(request, MAX_SMALL_BODY)
+    idem.update(body)
+    if idem.prior is not None:
+        return await idem.replay(runtime)
+    raw: dict[str, Any] = parse_body(request, body, dict[str, Any])
+
+    async def stage() -> str:
+        return await run_in_threadpool(_stage, runtime, raw, token.id, idem.claim)
+
+    return await create_job(runtime, idem, stage)
