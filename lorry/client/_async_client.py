@@ -151,7 +151,12 @@ class AsyncItemTypes:
 
 
 class AsyncItems:
-    """Single items, item lists and bulk jobs on items."""
+    """Single items, item lists and bulk jobs on items.
+
+    Every ``*_job`` method takes ``timeout_seconds``: the job fails (error
+    code ``timeout``) once it has run that long, with what it applied kept;
+    ``None`` leaves the server's default (``LORRY_JOB_TIMEOUT_SECONDS``).
+    """
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
@@ -200,6 +205,7 @@ class AsyncItems:
         skip_duplicates: bool = False,
         link_by: Mapping[str, str] | None = None,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
         on_upload: UploadCallback | None = None,
     ) -> Job:
         """Start a job that creates every item of ``data``; returns the job.
@@ -210,7 +216,9 @@ class AsyncItems:
         its target type, whose values the items then give instead of ids.
         ``on_upload`` is called with the number of bytes sent so far.
         """
-        call = calls.bulk_create(data, skip_duplicates, link_by, chunk_size, on_upload)
+        call = calls.bulk_create(
+            data, skip_duplicates, link_by, chunk_size, on_upload, timeout_seconds
+        )
         return await self._client._send(call)
 
     async def bulk_update_job(
@@ -218,17 +226,24 @@ class AsyncItems:
         data: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
         *,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
         on_upload: UploadCallback | None = None,
     ) -> Job:
         """Start a job that applies ``{"id", "attributes", "meta"?}`` changes."""
-        call = calls.bulk_update(data, chunk_size, on_upload)
+        call = calls.bulk_update(data, chunk_size, on_upload, timeout_seconds)
         return await self._client._send(call)
 
     async def bulk_destroy_job(
-        self, items: Iterable[str], *, chunk_size: int | None = None
+        self,
+        items: Iterable[str],
+        *,
+        chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
     ) -> Job:
         """Start a job that deletes the items with the given ids."""
-        return await self._client._send(calls.bulk_destroy(items, chunk_size))
+        return await self._client._send(
+            calls.bulk_destroy(items, chunk_size, timeout_seconds)
+        )
 
     async def migrate_job(
         self,
@@ -241,6 +256,7 @@ class AsyncItems:
         delete_source: bool = False,
         dry_run: bool = False,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
     ) -> Job:
         """Start a job that rewrites the items of ``from_type`` as items of
         ``to_type``; returns the job.
@@ -264,6 +280,7 @@ class AsyncItems:
             delete_source=delete_source,
             dry_run=dry_run,
             chunk_size=chunk_size,
+            timeout_seconds=timeout_seconds,
         )
         return await self._client._send(call)
 
@@ -284,6 +301,7 @@ class AsyncItems:
         thousands: str | None = None,
         unknown_columns: str | None = None,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
         on_upload: UploadCallback | None = None,
     ) -> Job:
         """Import a file (CSV, JSON array or NDJSON) as items; returns the job.
@@ -309,6 +327,7 @@ class AsyncItems:
             thousands=thousands,
             unknown_columns=unknown_columns,
             chunk_size=chunk_size,
+            timeout_seconds=timeout_seconds,
         )
         with calls.open_source(source) as (stream, name):
             file_format = calls.import_format(name, format)
@@ -328,6 +347,7 @@ class AsyncItems:
         url_ttl: int | None = None,
         bom: bool = False,
         delimiter: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> Job:
         """Start a job that writes the matching items to a file; returns the job.
 
@@ -342,6 +362,7 @@ class AsyncItems:
             url_ttl,
             bom,
             delimiter,
+            timeout_seconds,
         )
         return await self._client._send(call)
 
@@ -371,6 +392,20 @@ class AsyncJobs:
         """Fetch the current state of a job."""
         return await self._client._send(calls.find_job(job))
 
+    async def cancel(self, job: str | Job) -> Job:
+        """Cancel a queued or running job; returns it, ended ``cancelled``.
+
+        What the job applied before stays applied; the items it never ran
+        are in ``result.unprocessed_items`` and ``jobs.unprocessed``. A job
+        that has already ended raises ``Conflict`` (code ``job_finished``).
+        """
+        return await self._client._send(calls.cancel_job(job))
+
+    async def unprocessed(self, job: str | Job) -> list[Any]:
+        """The input of every item a cancelled, timed-out or failed job never
+        ran, in input order, ready to submit again (read whole)."""
+        return await self._client._send(calls.unprocessed(job))
+
     async def wait(
         self,
         job: str | Job,
@@ -383,7 +418,8 @@ class AsyncJobs:
         Polls start 50 ms apart and slow down to one a second.
         ``on_progress(job)`` is called whenever the status or progress
         changed. After ``timeout`` seconds ``JobWaitTimeout`` is raised,
-        carrying the last state seen; the job itself keeps running.
+        carrying the last state seen; the job itself keeps running (this
+        time-out is the caller's; it never cancels the job).
         """
         loop = wire.WaitLoop(
             job if isinstance(job, Job) else None, on_progress, timeout

@@ -138,7 +138,12 @@ class ItemTypes:
 
 
 class Items:
-    """Single items, item lists and bulk jobs on items."""
+    """Single items, item lists and bulk jobs on items.
+
+    Every ``*_job`` method takes ``timeout_seconds``: the job fails (error
+    code ``timeout``) once it has run that long, with what it applied kept;
+    ``None`` leaves the server's default (``LORRY_JOB_TIMEOUT_SECONDS``).
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -187,6 +192,7 @@ class Items:
         skip_duplicates: bool = False,
         link_by: Mapping[str, str] | None = None,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
         on_upload: UploadCallback | None = None,
     ) -> Job:
         """Start a job that creates every item of ``data``; returns the job.
@@ -197,7 +203,9 @@ class Items:
         whose values the items then give instead of ids. ``on_upload`` is
         called with the number of bytes sent so far.
         """
-        call = calls.bulk_create(data, skip_duplicates, link_by, chunk_size, on_upload)
+        call = calls.bulk_create(
+            data, skip_duplicates, link_by, chunk_size, on_upload, timeout_seconds
+        )
         return self._client._send(call)
 
     def bulk_update_job(
@@ -205,17 +213,24 @@ class Items:
         data: Iterable[Mapping[str, Any]],
         *,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
         on_upload: UploadCallback | None = None,
     ) -> Job:
         """Start a job that applies ``{"id", "attributes", "meta"?}`` changes."""
-        call = calls.bulk_update(data, chunk_size, on_upload)
+        call = calls.bulk_update(data, chunk_size, on_upload, timeout_seconds)
         return self._client._send(call)
 
     def bulk_destroy_job(
-        self, items: Iterable[str], *, chunk_size: int | None = None
+        self,
+        items: Iterable[str],
+        *,
+        chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
     ) -> Job:
         """Start a job that deletes the items with the given ids."""
-        return self._client._send(calls.bulk_destroy(items, chunk_size))
+        return self._client._send(
+            calls.bulk_destroy(items, chunk_size, timeout_seconds)
+        )
 
     def migrate_job(
         self,
@@ -228,6 +243,7 @@ class Items:
         delete_source: bool = False,
         dry_run: bool = False,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
     ) -> Job:
         """Start a job that rewrites the items of ``from_type`` as items of
         ``to_type``; returns the job.
@@ -251,6 +267,7 @@ class Items:
             delete_source=delete_source,
             dry_run=dry_run,
             chunk_size=chunk_size,
+            timeout_seconds=timeout_seconds,
         )
         return self._client._send(call)
 
@@ -271,6 +288,7 @@ class Items:
         thousands: str | None = None,
         unknown_columns: str | None = None,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
         on_upload: UploadCallback | None = None,
     ) -> Job:
         """Import a file (CSV, JSON array or NDJSON) as items; returns the job.
@@ -296,6 +314,7 @@ class Items:
             thousands=thousands,
             unknown_columns=unknown_columns,
             chunk_size=chunk_size,
+            timeout_seconds=timeout_seconds,
         )
         with calls.open_source(source) as (stream, name):
             file_format = calls.import_format(name, format)
@@ -313,6 +332,7 @@ class Items:
         url_ttl: int | None = None,
         bom: bool = False,
         delimiter: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> Job:
         """Start a job that writes the matching items to a file; returns the job.
 
@@ -332,6 +352,7 @@ class Items:
             url_ttl,
             bom,
             delimiter,
+            timeout_seconds,
         )
         return self._client._send(call)
 
@@ -361,6 +382,20 @@ class Jobs:
         """Fetch the current state of a job."""
         return self._client._send(calls.find_job(job))
 
+    def cancel(self, job: str | Job) -> Job:
+        """Cancel a queued or running job; returns it, ended ``cancelled``.
+
+        What the job applied before stays applied; the items it never ran
+        are in ``result.unprocessed_items`` and ``jobs.unprocessed``. A job
+        that has already ended raises ``Conflict`` (code ``job_finished``).
+        """
+        return self._client._send(calls.cancel_job(job))
+
+    def unprocessed(self, job: str | Job) -> list[Any]:
+        """The input of every item a cancelled, timed-out or failed job never
+        ran, in input order, ready to submit again (read whole)."""
+        return self._client._send(calls.unprocessed(job))
+
     def wait(
         self,
         job: str | Job,
@@ -373,7 +408,8 @@ class Jobs:
         Polls start 50 ms apart and slow down to one a second.
         ``on_progress(job)`` is called whenever the status or progress
         changed. After ``timeout`` seconds ``JobWaitTimeout`` is raised,
-        carrying the last state seen; the job itself keeps running.
+        carrying the last state seen; the job itself keeps running (this
+        time-out is the caller's; it never cancels the job).
         """
         loop = wire.WaitLoop(
             job if isinstance(job, Job) else None, on_progress, timeout

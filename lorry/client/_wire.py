@@ -49,6 +49,7 @@ __all__ = [
     "finish",
     "iter_ndjson",
     "many",
+    "ndjson",
     "nothing",
     "one",
     "path",
@@ -191,6 +192,11 @@ def nothing(response: httpx.Response) -> None:
     return None
 
 
+def ndjson(response: httpx.Response) -> list[Any]:
+    """Read an NDJSON answer, one value a line."""
+    return [_decode(line, Any) for line in response.content.splitlines() if line]
+
+
 def transport_error(url: str, exc: httpx.TransportError) -> TransportError:
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
@@ -284,6 +290,7 @@ def bulk_options(
     skip_duplicates: bool | None,
     link_by: Mapping[str, str] | None,
     chunk_size: int | None,
+    timeout_seconds: float | None = None,
 ) -> tuple[dict[str, Any], Params]:
     """The options of a bulk job, as body keys and as query parameters."""
     body: dict[str, Any] = {}
@@ -298,6 +305,9 @@ def bulk_options(
     if chunk_size is not None:
         body["chunk_size"] = chunk_size
         query.append(("chunk_size", str(chunk_size)))
+    if timeout_seconds is not None:
+        body["timeout_seconds"] = timeout_seconds
+        query.append(("timeout_seconds", str(timeout_seconds)))
     return body, query
 
 
