@@ -114,8 +114,13 @@ def check_running(conn: sa.Connection, job_id: str, retention_days: int) -> str 
     its final status. A job past its time-out is failed here, in this
     transaction, so that the write it stops and the end it records are one."""
     j = jobs.c
+    # Locked where the database has row locks, so that a cancel cannot
+    # commit between this read and the write it guards (SQLite writers are
+    # serialised already).
     row = conn.execute(
-        sa.select(j.status, j.options, j.started_at).where(j.id == job_id)
+        sa.select(j.status, j.options, j.started_at)
+        .where(j.id == job_id)
+        .with_for_update()
     ).one()
     if row.status not in ACTIVE_STATUSES:
         return str(row.status)
