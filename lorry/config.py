@@ -11,6 +11,19 @@ from sqlalchemy.engine import make_url
 __all__ = ["Settings"]
 
 
+def _env_seconds(name: str) -> float | None:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be more than 0 seconds, got {raw!r}")
+    return value
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -53,6 +66,9 @@ class Settings:
     max_item_bytes: int = 1 << 20
     max_items_per_job: int = 10_000_000
     job_retention_days: int = 7
+    #: Seconds a job may run (from its start) before it fails with error
+    #: ``timeout``, unless the job says; None: no limit.
+    job_timeout_seconds: float | None = None
     #: Seconds an export's download URL stays valid, unless the job says.
     export_url_ttl: int = 3600
     #: Signs export download URLs; when unset, one is made and kept in the
@@ -101,6 +117,7 @@ class Settings:
             "lease_seconds": _env_int("LORRY_LEASE_SECONDS", 300),
             "export_url_ttl": _env_int("LORRY_EXPORT_URL_TTL", 3600),
             "export_secret": os.environ.get("LORRY_EXPORT_SECRET") or None,
+            "job_timeout_seconds": _env_seconds("LORRY_JOB_TIMEOUT_SECONDS"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values["data_dir"], str):

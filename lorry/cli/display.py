@@ -104,6 +104,11 @@ def print_summary(job: Job, console: Console = err, max_errors: int = 5) -> None
                 f"successful {result.successful_items:,} · "
                 f"failed {result.failed_items:,} · "
                 f"skipped {result.skipped_items:,}"
+                + (
+                    f" · never run {result.unprocessed_items:,}"
+                    if result.unprocessed_items
+                    else ""
+                )
             ),
         )
         if result.created_items is not None and result.updated_items:

@@ -1,4 +1,4 @@
-"""``lorry jobs``: list, show, wait for and retry background jobs."""
+"""``lorry jobs``: list, show, wait for, cancel and retry background jobs."""
 
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +30,7 @@ from lorry.cli.display import (
 __all__ = ["jobs_app"]
 
 jobs_app = typer.Typer(
-    help="List, show, wait for and retry jobs.", no_args_is_help=True
+    help="List, show, wait for, cancel and retry jobs.", no_args_is_help=True
 )
 
 JobIdArgument = Annotated[str, typer.Argument(help="The job's id.")]
@@ -177,3 +177,24 @@ def retry(
     if as_json:
         print_json(job)
     raise typer.Exit(exit_code_for(job))
+
+
+@jobs_app.command("cancel")
+def cancel(
+    job_id: JobIdArgument,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Cancel a queued or running job; it stops within one chunk.
+
+    What it applied stays applied; the items it never ran are counted as
+    unprocessed (``GET /jobs/ID/unprocessed`` lists them). Exits 0 once the
+    job is cancelled, 1 when it had already ended (or is not found).
+    """
+    with client_session(url, token, verbose) as client:
+        job = client.jobs.cancel(job_id)
+    print_summary(job)
+    if as_json:
+        print_json(job)

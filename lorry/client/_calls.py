@@ -27,6 +27,7 @@ __all__ = [
     "bulk_create",
     "bulk_destroy",
     "bulk_update",
+    "cancel_job",
     "create_item",
     "create_item_type",
     "destroy_item",
@@ -47,6 +48,7 @@ __all__ = [
     "migrate",
     "open_source",
     "retry_job",
+    "unprocessed",
     "update_item",
     "update_item_type",
 ]
@@ -142,9 +144,10 @@ def bulk_create(
     link_by: Mapping[str, str] | None,
     chunk_size: int | None,
     on_upload: UploadCallback | None,
+    timeout_seconds: float | None = None,
 ) -> Call[Job]:
     body_options, query_options = wire.bulk_options(
-        skip_duplicates, link_by, chunk_size
+        skip_duplicates, link_by, chunk_size, timeout_seconds
     )
     return wire.bulk_call(
         "/items/bulk-create-jobs",
@@ -159,8 +162,11 @@ def bulk_update(
     data: Iterable[Any] | AsyncIterable[Any],
     chunk_size: int | None,
     on_upload: UploadCallback | None,
+    timeout_seconds: float | None = None,
 ) -> Call[Job]:
-    body_options, query_options = wire.bulk_options(None, None, chunk_size)
+    body_options, query_options = wire.bulk_options(
+        None, None, chunk_size, timeout_seconds
+    )
     return wire.bulk_call(
         "/items/bulk-update-jobs",
         data,
@@ -170,10 +176,14 @@ def bulk_update(
     )
 
 
-def bulk_destroy(items: Iterable[str], chunk_size: int | None) -> Call[Job]:
+def bulk_destroy(
+    items: Iterable[str], chunk_size: int | None, timeout_seconds: float | None = None
+) -> Call[Job]:
     body: dict[str, Any] = {"items": list(items)}
     if chunk_size is not None:
         body["chunk_size"] = chunk_size
+    if timeout_seconds is not None:
+        body["timeout_seconds"] = timeout_seconds
     return Call("POST", "/items/bulk-destroy-jobs", wire.one(Job), body=_json(body))
 
 
@@ -303,6 +313,7 @@ def migrate(
     delete_source: bool,
     dry_run: bool,
     chunk_size: int | None,
+    timeout_seconds: float | None = None,
 ) -> Call[Job]:
     body: dict[str, Any] = {
         "from": from_type,
@@ -316,6 +327,8 @@ def migrate(
         body["filter"] = dict(filter)
     if chunk_size is not None:
         body["chunk_size"] = chunk_size
+    if timeout_seconds is not None:
+        body["timeout_seconds"] = timeout_seconds
     return Call("POST", "/items/migrate-jobs", wire.one(Job), body=_json(body))
 
 
@@ -328,6 +341,7 @@ def export_job(
     url_ttl: int | None,
     bom: bool,
     delimiter: str | None,
+    timeout_seconds: float | None = None,
 ) -> Call[Job]:
     body: dict[str, Any] = {
         "format": format,
@@ -340,6 +354,7 @@ def export_job(
         "url_ttl": url_ttl,
         "delimiter": delimiter,
         "bom": bom or None,
+        "timeout_seconds": timeout_seconds,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return Call("POST", "/items/export-jobs", wire.one(Job), body=_json(body))
@@ -363,6 +378,14 @@ def retry_job(job: str | Job, fixes: Mapping[int, Any]) -> Call[Job]:
         wire.one(Job),
         body=_json(body if fixes else {}),
     )
+
+
+def cancel_job(job: str | Job) -> Call[Job]:
+    return Call("POST", wire.path("jobs", job_id(job), "cancel"), wire.one(Job))
+
+
+def unprocessed(job: str | Job) -> Call[list[Any]]:
+    return Call("GET", wire.path("jobs", job_id(job), "unprocessed"), wire.ndjson)
 
 
 def find_job(job: str | Job) -> Call[Job]:

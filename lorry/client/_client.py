@@ -164,7 +164,12 @@ class ItemTypes:
 
 
 class Items:
-    """Single items, item lists and bulk jobs on items."""
+    """Single items, item lists and bulk jobs on items.
+
+    Every ``*_job`` method takes ``timeout_seconds``: the job fails (error
+    code ``timeout``) once it has run that long, with what it applied kept;
+    ``None`` leaves the server's default (``LORRY_JOB_TIMEOUT_SECONDS``).
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -213,6 +218,7 @@ class Items:
         skip_duplicates: bool = False,
         link_by: Mapping[str, str] | None = None,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
         on_upload: UploadCallback | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
@@ -224,7 +230,9 @@ class Items:
         whose values the items then give instead of ids. ``on_upload`` is
         called with the number of bytes sent so far.
         """
-        call = calls.bulk_create(data, skip_duplicates, link_by, chunk_size, on_upload)
+        call = calls.bulk_create(
+            data, skip_duplicates, link_by, chunk_size, on_upload, timeout_seconds
+        )
         return self._client._send(wire.keyed(call, idempotency_key))
 
     def bulk_update_job(
@@ -232,11 +240,12 @@ class Items:
         data: Iterable[Mapping[str, Any]],
         *,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
         on_upload: UploadCallback | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
         """Start a job that applies ``{"id", "attributes", "meta"?}`` changes."""
-        call = calls.bulk_update(data, chunk_size, on_upload)
+        call = calls.bulk_update(data, chunk_size, on_upload, timeout_seconds)
         return self._client._send(wire.keyed(call, idempotency_key))
 
     def bulk_destroy_job(
@@ -245,9 +254,10 @@ class Items:
         *,
         chunk_size: int | None = None,
         idempotency_key: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> Job:
         """Start a job that deletes the items with the given ids."""
-        call = calls.bulk_destroy(items, chunk_size)
+        call = calls.bulk_destroy(items, chunk_size, timeout_seconds)
         return self._client._send(wire.keyed(call, idempotency_key))
 
     def migrate_job(
@@ -262,6 +272,7 @@ class Items:
         dry_run: bool = False,
         chunk_size: int | None = None,
         idempotency_key: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> Job:
         """Start a job that rewrites the items of ``from_type`` as items of
         ``to_type``; returns the job.
@@ -285,6 +296,7 @@ class Items:
             delete_source=delete_source,
             dry_run=dry_run,
             chunk_size=chunk_size,
+            timeout_seconds=timeout_seconds,
         )
         return self._client._send(wire.keyed(call, idempotency_key))
 
@@ -305,6 +317,7 @@ class Items:
         thousands: str | None = None,
         unknown_columns: str | None = None,
         chunk_size: int | None = None,
+        timeout_seconds: float | None = None,
         on_upload: UploadCallback | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
@@ -331,6 +344,7 @@ class Items:
             thousands=thousands,
             unknown_columns=unknown_columns,
             chunk_size=chunk_size,
+            timeout_seconds=timeout_seconds,
         )
         with calls.open_source(source) as (stream, name):
             file_format = calls.import_format(name, format)
@@ -349,6 +363,7 @@ class Items:
         bom: bool = False,
         delimiter: str | None = None,
         idempotency_key: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> Job:
         """Start a job that writes the matching items to a file; returns the job.
 
@@ -368,6 +383,7 @@ class Items:
             url_ttl,
             bom,
             delimiter,
+            timeout_seconds,
         )
         return self._client._send(wire.keyed(call, idempotency_key))
 
@@ -431,6 +447,20 @@ class Jobs:
                 fixes[error.index] = fixed
         return fixes
 
+    def cancel(self, job: str | Job) -> Job:
+        """Cancel a queued or running job; returns it, ended ``cancelled``.
+
+        What the job applied before stays applied; the items it never ran
+        are in ``result.unprocessed_items`` and ``jobs.unprocessed``. A job
+        that has already ended raises ``Conflict`` (code ``job_finished``).
+        """
+        return self._client._send(calls.cancel_job(job))
+
+    def unprocessed(self, job: str | Job) -> list[Any]:
+        """The input of every item a cancelled, timed-out or failed job never
+        ran, in input order, ready to submit again (read whole)."""
+        return self._client._send(calls.unprocessed(job))
+
     def wait(
         self,
         job: str | Job,
@@ -443,7 +473,8 @@ class Jobs:
         Polls start 50 ms apart and slow down to one a second.
         ``on_progress(job)`` is called whenever the status or progress
         changed. After ``timeout`` seconds ``JobWaitTimeout`` is raised,
-        carrying the last state seen; the job itself keeps running.
+        carrying the last state seen; the job itself keeps running (this
+        time-out is the caller's; it never cancels the job).
         """
         loop = wire.WaitLoop(
             job if isinstance(job, Job) else None, on_progress, timeout

@@ -99,6 +99,10 @@ class JobResult(msgspec.Struct, frozen=True, kw_only=True):
     successful_items: int = 0
     failed_items: int = 0
     skipped_items: int = 0
+    #: Items of a cancelled, timed-out or failed job that never ran; with
+    #: the processed ones they make the job's total. ``jobs.unprocessed``
+    #: lists their input.
+    unprocessed_items: int = 0
     #: Imports and migrations: of the successful items, how many were created
     #: and how many updated.
     created_items: int | None = None

@@ -58,6 +58,7 @@ __all__ = [
     "keyed",
     "log_resend",
     "many",
+    "ndjson",
     "nothing",
     "one",
     "path",
@@ -241,6 +242,11 @@ def nothing(response: httpx.Response) -> None:
     return None
 
 
+def ndjson(response: httpx.Response) -> list[Any]:
+    """Read an NDJSON answer, one value a line."""
+    return [_decode(line, Any) for line in response.content.splitlines() if line]
+
+
 def transport_error(
     url: str, exc: httpx.TransportError, call: Call[Any] | None = None
 ) -> TransportError:
@@ -375,6 +381,7 @@ def bulk_options(
     skip_duplicates: bool | None,
     link_by: Mapping[str, str] | None,
     chunk_size: int | None,
+    timeout_seconds: float | None = None,
 ) -> tuple[dict[str, Any], Params]:
     """The options of a bulk job, as body keys and as query parameters."""
     body: dict[str, Any] = {}
@@ -389,6 +396,9 @@ def bulk_options(
     if chunk_size is not None:
         body["chunk_size"] = chunk_size
         query.append(("chunk_size", str(chunk_size)))
+    if timeout_seconds is not None:
+        body["timeout_seconds"] = timeout_seconds
+        query.append(("timeout_seconds", str(timeout_seconds)))
     return body, query
 
 

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,10 +29,15 @@ from lorry.clock import now_us, to_iso
 from lorry.config import Settings
 from lorry.errors import ApiError
 from lorry.ids import new_id
-from lorry.jobs import idempotency, signing
+from lorry.jobs import control, idempotency, signing
 from lorry.jobs.export_formats import EXTENSIONS, make_writer
 from lorry.jobs.idempotency import KeyClaim
-from lorry.jobs.model import ACTIVE_STATUSES, Claim, LeaseLost, encode_entries
+from lorry.jobs.model import (
+    Claim,
+    JobStopped,
+    LeaseLost,
+    encode_entries,
+)
 from lorry.jobs.options import MAX_EXPORT_IDS
 from lorry.store import item_types as type_store
 from lorry.store.db import Database
@@ -134,6 +140,23 @@ class _Progress:
         self.total = 0
         self._last = 0.0
 
+    def _write(self, work: Callable[[sa.Connection, int], None]) -> None:
+        """One short write: stop if the job was stopped, renew the lease, work.
+
+        The stop is raised once out of the transaction, which must commit
+        the end of a job that timed out.
+        """
+        now = now_us()
+        with self.db.write() as conn:
+            stopped = control.check_running(
+                conn, self.claim.job_id, self.settings.job_retention_days
+            )
+            if stopped is None:
+                self._renew(conn, now)
+                work(conn, now)
+        if stopped is not None:
+            raise JobStopped(self.claim.job_id, stopped)
+
     def _renew(self, conn: sa.Connection, now: int) -> None:
         c = job_chunks.c
         renewed = conn.execute(
@@ -146,17 +169,13 @@ class _Progress:
             )
             .values(lease_until=now + self.settings.lease_seconds * 1_000_000)
         )
-        status = conn.execute(
-            sa.select(jobs.c.status).where(jobs.c.id == self.claim.job_id)
-        ).scalar()
-        if renewed.rowcount != 1 or status not in ACTIVE_STATUSES:
+        if renewed.rowcount != 1:
             raise LeaseLost(self.claim.job_id, 0)
 
     def start(self, total: int) -> None:
         j = jobs.c
-        now = now_us()
-        with self.db.write() as conn:
-            self._renew(conn, now)
+
+        def work(conn: sa.Connection, now: int) -> None:
             # A run after a dead one keeps the first total: its snapshot may
             # count more items, and a larger total would move progress back.
             conn.execute(
@@ -169,6 +188,8 @@ class _Progress:
                     sa.select(j.total_items).where(j.id == self.claim.job_id)
                 ).scalar_one()
             )
+
+        self._write(work)
         self._last = time.monotonic()
 
     def advance(self, done: int) -> None:
@@ -176,15 +197,16 @@ class _Progress:
             return
         j = jobs.c
         shown = min(done, self.total)
-        now = now_us()
-        with self.db.write() as conn:
-            self._renew(conn, now)
+
+        def work(conn: sa.Connection, now: int) -> None:
             # Only forward: a run after a dead one starts again from 0.
             conn.execute(
                 sa.update(jobs)
                 .where(j.id == self.claim.job_id, j.processed_items < shown)
                 .values(processed_items=shown, updated_at=now)
             )
+
+        self._write(work)
         self._last = time.monotonic()
 
 
@@ -294,56 +316,72 @@ def _finish(
     written: _Written,
 ) -> None:
     """Record the file and end the job in one short transaction."""
+    with db.write() as conn:
+        stopped = control.check_running(
+            conn, claim_.job_id, settings.job_retention_days
+        )
+        if stopped is None:
+            _record_file(conn, settings, claim_, temporary, final, written)
+    if stopped is not None:
+        raise JobStopped(claim_.job_id, stopped)
+
+
+def _record_file(
+    conn: sa.Connection,
+    settings: Settings,
+    claim_: Claim,
+    temporary: Path,
+    final: Path,
+    written: _Written,
+) -> None:
     c, j = job_chunks.c, jobs.c
     url, url_expires = sign_url(settings, claim_.job_id, claim_.options["url_ttl"])
-    with db.write() as conn:
-        now = now_us()
-        done = conn.execute(
-            sa.update(job_chunks)
-            .where(
-                c.job_id == claim_.job_id,
-                c.seq.in_(claim_.seqs),
-                c.status == "running",
-                c.lease_owner == claim_.owner,
-            )
-            .values(
-                status="done",
-                successful_items=written.items,
-                finished_at=now,
-                lease_until=None,
-            )
+    now = now_us()
+    done = conn.execute(
+        sa.update(job_chunks)
+        .where(
+            c.job_id == claim_.job_id,
+            c.seq.in_(claim_.seqs),
+            c.status == "running",
+            c.lease_owner == claim_.owner,
         )
-        if done.rowcount != len(claim_.seqs):
-            raise LeaseLost(claim_.job_id, 0)
-        # Renamed under the lease: a file under the job's name is always a
-        # whole one, and only a job that is done points at it.
-        os.replace(temporary, final)
-        details = dict(
-            conn.execute(sa.select(j.details).where(j.id == claim_.job_id)).scalar()
-            or {}
+        .values(
+            status="done",
+            successful_items=written.items,
+            finished_at=now,
+            lease_until=None,
         )
-        details["export"] = {
-            "format": claim_.options["format"],
-            "file": final.name,
-            "bytes": written.size,
-            "item_count": written.items,
-            "sha256": written.sha256,
-            "url": url,
-            "url_expires_at": url_expires,
-        }
-        retain = timedelta(days=settings.job_retention_days)
-        conn.execute(
-            sa.update(jobs)
-            .where(j.id == claim_.job_id)
-            .values(
-                status="completed",
-                total_items=written.items,
-                processed_items=written.items,
-                successful_items=written.items,
-                chunks_done=j.chunks_total,
-                details=details,
-                finished_at=now,
-                updated_at=now,
-                expires_at=now + int(retain.total_seconds() * 1_000_000),
-            )
+    )
+    if done.rowcount != len(claim_.seqs):
+        raise LeaseLost(claim_.job_id, 0)
+    # Renamed under the lease: a file under the job's name is always a
+    # whole one, and only a job that is done points at it.
+    os.replace(temporary, final)
+    details = dict(
+        conn.execute(sa.select(j.details).where(j.id == claim_.job_id)).scalar() or {}
+    )
+    details["export"] = {
+        "format": claim_.options["format"],
+        "file": final.name,
+        "bytes": written.size,
+        "item_count": written.items,
+        "sha256": written.sha256,
+        "url": url,
+        "url_expires_at": url_expires,
+    }
+    retain = timedelta(days=settings.job_retention_days)
+    conn.execute(
+        sa.update(jobs)
+        .where(j.id == claim_.job_id)
+        .values(
+            status="completed",
+            total_items=written.items,
+            processed_items=written.items,
+            successful_items=written.items,
+            chunks_done=j.chunks_total,
+            details=details,
+            finished_at=now,
+            updated_at=now,
+            expires_at=now + int(retain.total_seconds() * 1_000_000),
         )
+    )

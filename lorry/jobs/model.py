@@ -15,6 +15,7 @@ __all__ = [
     "ChunkInput",
     "Claim",
     "Entry",
+    "JobStopped",
     "LeaseLost",
     "PreFailed",
     "decode_entries",
@@ -44,6 +45,15 @@ MAX_ATTEMPTS = 8
 
 class LeaseLost(Exception):
     """Another worker took over the chunk; this run's writes are rolled back."""
+
+
+class JobStopped(Exception):
+    """The job was cancelled or timed out while this run was under way."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id} is {status}")
+        self.job_id = job_id
+        self.status = status
 
 
 class PreFailed(msgspec.Struct, array_like=True, frozen=True):

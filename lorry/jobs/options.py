@@ -10,6 +10,7 @@ import msgspec
 import sqlalchemy as sa
 
 from lorry.errors import ApiError, ErrorItem
+from lorry.jobs.control import MAX_TIMEOUT_SECONDS
 from lorry.jobs.migration import check_migration
 from lorry.store import item_types as type_store
 from lorry.store.dialect import Dialect
@@ -24,6 +25,7 @@ __all__ = [
     "MAX_URL_TTL",
     "check_export_options",
     "check_options",
+    "check_timeout",
     "check_url_ttl",
 ]
 
@@ -40,10 +42,11 @@ _PATH_RE = re.compile(r" - at `\$([^`]*)`$")
 #: The steps of a msgspec path: .name, [index] or [...] (a dict key).
 _STEP_RE = re.compile(r"\.(\w+)|\[(\d+)\]")
 _ALLOWED = {
-    "bulk_create": {"skip_duplicates", "link_by", "chunk_size"},
-    "bulk_update": {"link_by", "chunk_size"},
-    "bulk_destroy": {"chunk_size"},
+    "bulk_create": {"skip_duplicates", "link_by", "chunk_size", "timeout_seconds"},
+    "bulk_update": {"link_by", "chunk_size", "timeout_seconds"},
+    "bulk_destroy": {"chunk_size", "timeout_seconds"},
     "import": {
+        "timeout_seconds",
         "type",
         "format",
         "encoding",
@@ -67,6 +70,7 @@ class _Options(msgspec.Struct, forbid_unknown_fields=True):
     skip_duplicates: bool = False
     link_by: dict[str, str] | None = None
     chunk_size: int | None = None
+    timeout_seconds: float | None = None
     dry_run: bool = False
     # Imports only.
     type: str | None = None
@@ -96,7 +100,12 @@ def check_options(
 ) -> dict[str, Any]:
     """Validate a job's options; return them normalised (no None values)."""
     if kind == "migrate":
-        return check_migration(conn, raw)
+        rest = {k: v for k, v in raw.items() if k != "timeout_seconds"}
+        timeout = check_timeout(raw.get("timeout_seconds"), ["timeout_seconds"])
+        migration = check_migration(conn, rest)
+        return (
+            migration if timeout is None else {**migration, "timeout_seconds": timeout}
+        )
     for key in raw:
         if key not in _ALLOWED[kind]:
             allowed = ", ".join(sorted(_ALLOWED[kind]))
@@ -120,6 +129,7 @@ def check_options(
         )
     if opts.link_by:
         _check_link_by(conn, opts.link_by, in_query)
+    timeout = check_timeout(opts.timeout_seconds, ["timeout_seconds"], in_query)
     out: dict[str, Any] = {}
     if kind in ("bulk_create", "import"):
         out["skip_duplicates"] = opts.skip_duplicates
@@ -127,11 +137,33 @@ def check_options(
         out["link_by"] = dict(opts.link_by)
     if opts.chunk_size is not None:
         out["chunk_size"] = opts.chunk_size
+    if timeout is not None:
+        out["timeout_seconds"] = timeout
     if opts.dry_run:
         out["dry_run"] = True
     if kind == "import":
         out.update(_import_options(conn, opts, in_query))
     return out
+
+
+def check_timeout(
+    value: Any, path: list[str], in_query: bool = False
+) -> int | float | None:
+    """A job's ``timeout_seconds`` as given (None: the server's default)."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_TIMEOUT_SECONDS
+    ):
+        raise _bad(
+            f"timeout_seconds must be a number of seconds above 0 and at most "
+            f"{MAX_TIMEOUT_SECONDS}, not {value!r}",
+            path,
+            in_query,
+        )
+    return int(value) if float(value).is_integer() else value
 
 
 def _import_options(
@@ -248,6 +280,7 @@ _EXPORT_ALLOWED = (
     "url_ttl",
     "bom",
     "delimiter",
+    "timeout_seconds",
 )
 
 
@@ -322,6 +355,9 @@ def check_export_options(
         "include_relationships": depth,
         "url_ttl": check_url_ttl(raw.get("url_ttl"), default_ttl),
     }  # fmt: skip
+    timeout = check_timeout(raw.get("timeout_seconds"), ["timeout_seconds"])
+    if timeout is not None:
+        out["timeout_seconds"] = timeout
     csv_only = [k for k in ("bom", "delimiter") if raw.get(k) is not None]
     if file_format != "csv":
         if csv_only:

@@ -8,6 +8,7 @@ import msgspec
 import sqlalchemy as sa
 
 from lorry.clock import now_us, to_iso
+from lorry.jobs.control import unprocessed_count
 from lorry.jobs.model import FINAL_STATUSES, STAGING
 from lorry.schema.validator import MAX_JSON_DEPTH, too_deep
 from lorry.store import item_types as type_store
@@ -151,6 +152,9 @@ def _result(conn: sa.Connection, row: Any) -> dict[str, Any]:
         "successful_items": row.successful_items,
         "failed_items": row.failed_items,
         "skipped_items": row.skipped_items,
+        # Items of chunks that never ran (a cancel, a time-out, a failure):
+        # with the processed ones, they make the total.
+        "unprocessed_items": unprocessed_count(conn, row.id),
         "data": data,
         "errors": errors,
         "failed_items_data": inputs,
@@ -163,6 +167,7 @@ def _result(conn: sa.Connection, row: Any) -> dict[str, Any]:
             "data": f"/jobs/{row.id}/data",
             "errors": f"/jobs/{row.id}/errors",
             "failed_items": f"/jobs/{row.id}/failed-items",
+            "unprocessed": f"/jobs/{row.id}/unprocessed",
         },
     }
     if row.kind in ("import", "migrate"):  # these both create and update

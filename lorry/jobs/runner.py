@@ -20,13 +20,14 @@ import sqlalchemy as sa
 
 from lorry.clock import now_us
 from lorry.config import Settings
-from lorry.jobs import create, destroy, export, imports, migrate, update
+from lorry.jobs import control, create, destroy, export, imports, migrate, update
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared, schema_key
 from lorry.jobs.model import (
     ACTIVE_STATUSES,
     MAX_ATTEMPTS,
     ChunkInput,
     Claim,
+    JobStopped,
     LeaseLost,
     decode_entries,
 )
@@ -82,23 +83,18 @@ def claim(db: Database, settings: Settings, owner: str) -> Claim | None:
 
 
 def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | None:
-    now = now_us()
+    while True:
+        now = now_us()
+        rows = _candidates(conn, owner, now)
+        if not rows:
+            return None
+        job_id, kind, options = rows[0].job_id, rows[0].kind, rows[0].options
+        # A job past its time-out ends here rather than getting one more
+        # claim; each turn ends a job, so the loop ends.
+        if not control.over_deadline(options, rows[0].started_at, now):
+            break
+        control.check_running(conn, job_id, settings.job_retention_days)
     c, j = job_chunks.c, jobs.c
-    base = (
-        sa.select(c.job_id, c.seq, c.item_count, c.attempts, j.kind, j.options)
-        .join(jobs, jobs.c.id == c.job_id)
-        .where(j.status.in_(ACTIVE_STATUSES))
-        .order_by(j.created_at, c.job_id, c.seq)
-        .limit(_CANDIDATES)
-    )
-    pending = conn.execute(base.where(c.status == "pending")).all()
-    rows = _in_file_order(conn, pending, owner, now)
-    if not rows:
-        expired = base.where(c.status == "running", c.lease_until < now)
-        rows = _in_file_order(conn, conn.execute(expired).all(), owner, now)
-    if not rows:
-        return None
-    job_id, kind, options = rows[0].job_id, rows[0].kind, rows[0].options
     seqs: list[int] = []
     total = 0
     for row in rows:
@@ -132,6 +128,25 @@ def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | No
         .values(status="in_progress", started_at=now, updated_at=now)
     )
     return Claim(job_id, kind, options, tuple(seqs), owner)
+
+
+def _candidates(conn: sa.Connection, owner: str, now: int) -> list[Any]:
+    c, j = job_chunks.c, jobs.c
+    base = (
+        sa.select(
+            c.job_id, c.seq, c.item_count, c.attempts, j.kind, j.options, j.started_at
+        )
+        .join(jobs, jobs.c.id == c.job_id)
+        .where(j.status.in_(ACTIVE_STATUSES))
+        .order_by(j.created_at, c.job_id, c.seq)
+        .limit(_CANDIDATES)
+    )
+    pending = conn.execute(base.where(c.status == "pending")).all()
+    rows = _in_file_order(conn, pending, owner, now)
+    if not rows:
+        expired = base.where(c.status == "running", c.lease_until < now)
+        rows = _in_file_order(conn, conn.execute(expired).all(), owner, now)
+    return rows
 
 
 def _in_file_order(
@@ -226,6 +241,14 @@ def run_claim(
         if claim_.kind in _OWN_RUNS:
             return _run_own(db, settings, claim_, claim_next)
         return _run(db, settings, claim_, ready, claim_next)
+    except JobStopped as exc:
+        log.info(
+            "job %s is %s: chunks %s stopped, their work discarded",
+            claim_.job_id,
+            exc.status,
+            _span(claim_.seqs),
+            extra={"action": "chunk_stopped", "job_id": claim_.job_id},
+        )
     except LeaseLost:
         log.warning(
             "job %s chunks %s: lease lost, results discarded",
@@ -292,19 +315,38 @@ def _run(
     following = None
     with db.write() as conn:
         locked_at = time.perf_counter()
-        if schema_key(type_store.load_all(conn)) != schema_key(ctx.types):
-            # An item type changed after this batch was validated: validate
-            # it again, under the lock, against what is stored now.
-            ready = prepare_claim(db, claim_)
-            ctx = ready.ctx
-        ctx.now = now_us()
-        # Keys are reserved afresh in each transaction: others wrote since.
-        ctx.scratch.pop(create.ROW_KEYS, None)
-        outcomes = [_apply(conn, apply, ctx, p) for p in ready.prepared]
-        ended = _record(conn, ctx, claim_, outcomes, settings)
+        # Checked under the write lock that a cancel takes too: a job
+        # cancelled or timed out while this batch was prepared gets no write.
+        stopped = control.check_running(
+            conn, claim_.job_id, settings.job_retention_days
+        )
+        if stopped is None:
+            if schema_key(type_store.load_all(conn)) != schema_key(ctx.types):
+                # An item type changed after this batch was validated:
+                # validate it again, under the lock, against what is stored.
+                ready = prepare_claim(db, claim_)
+                ctx = ready.ctx
+            ctx.now = now_us()
+            # Keys are reserved afresh in each transaction: others wrote since.
+            ctx.scratch.pop(create.ROW_KEYS, None)
+            outcomes = [_apply(conn, apply, ctx, p) for p in ready.prepared]
+            ended = _record(conn, ctx, claim_, outcomes, settings)
         if claim_next:
             following = _claim_in(conn, settings, claim_.owner)
     committed_at = time.perf_counter()
+    if stopped is not None:
+        log.info(
+            "job %s is %s: chunks %s not run",
+            claim_.job_id,
+            stopped,
+            _span(claim_.seqs),
+            extra={
+                "action": "chunk_stopped",
+                "job_id": claim_.job_id,
+                "chunks": list(claim_.seqs),
+            },
+        )
+        return following
 
     applied = sum(len(o.applied) for o in outcomes)
     failed = sum(len(o.failures) for o in outcomes)

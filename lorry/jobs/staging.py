@@ -20,6 +20,7 @@ from lorry.config import Settings
 from lorry.errors import ApiError
 from lorry.ids import new_id
 from lorry.jobs import idempotency
+from lorry.jobs.control import with_default_timeout
 from lorry.jobs.idempotency import KeyClaim
 from lorry.jobs.model import STAGING, Entry, PreFailed, encode_entries
 from lorry.store.db import Database
@@ -76,7 +77,7 @@ class Stager:
         self.db = db
         self.settings = settings
         self.kind = kind
-        self.options = options
+        self.options = with_default_timeout(options, settings.job_timeout_seconds)
         self.chunk_size = chunk_size
         self.job_id = new_id()
         self.count = 0
@@ -99,7 +100,7 @@ class Stager:
                     id=self.job_id,
                     kind=kind,
                     status=STAGING,
-                    options=options,
+                    options=self.options,
                     token_id=token_id,
                     parent_job_id=parent_job_id,
                     created_at=now,

@@ -117,7 +117,8 @@ job_chunks = sa.Table(
     ),
     sa.Column("seq", sa.Integer, primary_key=True),
     # pending -> running -> done; a running chunk whose lease ran out is
-    # claimable again, and a done chunk is never run again.
+    # claimable again, and a done chunk is never run again. A chunk not done
+    # when its job is cancelled or times out becomes "cancelled": never run.
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("first_index", sa.Integer, nullable=False),
     sa.Column("item_count", sa.Integer, nullable=False),

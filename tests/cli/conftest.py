@@ -38,6 +38,7 @@ class FakeServer:
         self.item_errors: list[dict[str, Any]] = []
         self.job_error: dict[str, Any] | None = None
         self.polls_before_end = 1
+        self.unprocessed = 0
 
     def add_type(self, api_key: str, *fields: dict[str, Any]) -> None:
         self.item_types[api_key] = {
@@ -57,6 +58,7 @@ class FakeServer:
             "successful_items": total - failed,
             "failed_items": failed,
             "skipped_items": 0,
+            "unprocessed_items": self.unprocessed,
             "errors": self.item_errors,
         }
         return _job(
@@ -95,6 +97,11 @@ class FakeServer:
         if (method, path) == ("GET", "/jobs"):
             data = [self.job_state(True), _job("01OLD", "failed", 1.0)]
             return httpx.Response(200, json={"data": data, "meta": {"total_count": 9}})
+        if method == "POST" and path == "/jobs/01JOB/cancel":
+            if self.final_status != "cancelled":
+                detail = f"job 01JOB has already ended ({self.final_status})"
+                return _errors(409, "job_finished", detail)
+            return httpx.Response(200, json={"data": self.job_state(True)})
         if method == "GET" and path == "/jobs/01JOB":
             self.polls_before_end -= 1
             finished = self.polls_before_end < 0

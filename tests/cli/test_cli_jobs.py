@@ -95,3 +95,34 @@ def test_wait__timeout_exits_1_and_leaves_the_job_running(
     assert result.exit_code == 1
     assert "job 01JOB is still in_progress after 0.1 s" in result.stderr
     assert {r.method for r in server.requests} == {"GET"}
+
+
+def test_cancel__prints_the_counts_and_exits_0(server: Any, lorry: Lorry) -> None:
+    _with_upload(server, 10)
+    server.final_status = "cancelled"
+    server.unprocessed = 4
+
+    result = lorry("jobs", "cancel", "01JOB", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert (server.last.method, server.last.url.path) == ("POST", "/jobs/01JOB/cancel")
+    assert "job 01JOB cancelled" in result.stderr
+    assert "never run 4" in result.stderr
+    assert json.loads(result.stdout)["attributes"]["status"] == "cancelled"
+
+
+def test_cancel__a_finished_job_exits_1(server: Any, lorry: Lorry) -> None:
+    _with_upload(server)
+    server.final_status = "completed"
+
+    result = lorry("jobs", "cancel", "01JOB")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: job 01JOB has already ended (completed)")
+
+
+def test_cancel__without_a_token_exits_2(server: Any, lorry: Lorry) -> None:
+    result = lorry("jobs", "cancel", "01JOB", env={"LORRY_TOKEN": ""})
+
+    assert result.exit_code == 2
+    assert server.requests == []

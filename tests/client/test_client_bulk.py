@@ -226,3 +226,32 @@ def test_migrate_job__sends_the_options_as_one_json_body(
         "dry_run": False,
         "chunk_size": 200,
     }
+
+
+def test_every_job_method__sends_timeout_seconds(
+    client_for: Callable[..., tuple[Client, Any]],
+    job: Callable[..., dict[str, Any]],
+    tmp_path: Any,
+) -> None:
+    client, recorder = client_for(_accepted(job))
+    source = tmp_path / "notes.ndjson"
+    source.write_bytes(b'{"n": 1}\n')
+
+    client.items.bulk_create_job(data=iter([{"item_type": "note"}]), timeout_seconds=9)
+    streamed = recorder.last.url.params.multi_items()
+    client.items.bulk_update_job(data=[{"id": "01A"}], timeout_seconds=9)
+    update = json.loads(recorder.last.content)
+    client.items.bulk_destroy_job(["01A"], timeout_seconds=9)
+    destroy = json.loads(recorder.last.content)
+    client.items.migrate_job(from_type="a", to_type="b", timeout_seconds=9)
+    migrate = json.loads(recorder.last.content)
+    client.items.export_job(timeout_seconds=0.5)
+    export = json.loads(recorder.last.content)
+    client.items.import_job(source, type="note", timeout_seconds=9)
+    imported = recorder.last.url.params.multi_items()
+
+    assert ("timeout_seconds", "9") in streamed
+    assert ("timeout_seconds", "9") in imported
+    for body in (update, destroy, migrate):
+        assert body["timeout_seconds"] == 9
+    assert export["timeout_seconds"] == 0.5

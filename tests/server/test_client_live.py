@@ -15,6 +15,7 @@ import pytest
 
 from lorry import AsyncClient, Client
 from lorry.client import (
+    Conflict,
     ExportChecksumError,
     JobWaitTimeout,
     LorryError,
@@ -102,6 +103,50 @@ def test_wait_times_out_without_cancelling(make_server: Any) -> None:
             c.jobs.wait(job.id, timeout=0.3)
         assert info.value.job.attributes.status == "queued"
         assert c.jobs.find(job.id).attributes.status == "queued"
+        # Still there to cancel: the wait's time-out left it alone.
+        assert c.jobs.cancel(job).attributes.status == "cancelled"
+
+
+def test_cancel_and_unprocessed__sync(make_server: Any) -> None:
+    idle = make_server(workers=0)
+    with Client(idle.url, token=ADMIN_TOKEN) as c:
+        c.item_types.create(api_key="product", name="Product", fields=PRODUCT_FIELDS)
+        job = c.items.bulk_create_job(data=list(_items(3)), timeout_seconds=30)
+        assert job.attributes.options["timeout_seconds"] == 30
+
+        cancelled = c.jobs.cancel(job.id)
+
+        assert cancelled.attributes.status == "cancelled"
+        assert cancelled.attributes.progress == 1
+        assert cancelled.attributes.result is not None
+        assert cancelled.attributes.result.unprocessed_items == 3
+        assert c.jobs.unprocessed(job) == list(_items(3))
+        with pytest.raises(Conflict) as info:
+            c.jobs.cancel(job)
+        assert info.value.errors[0].code == "job_finished"
+
+
+def test_cancel_and_timeout__async(make_server: Any) -> None:
+    idle = make_server(workers=0)
+
+    async def scenario() -> tuple[str, list[Any], str, Any]:
+        async with AsyncClient(idle.url, token=ADMIN_TOKEN) as c:
+            await c.item_types.create(
+                api_key="product", name="Product", fields=PRODUCT_FIELDS
+            )
+            job = await c.items.bulk_create_job(data=list(_items(2)))
+            cancelled = await c.jobs.cancel(job)
+            rest = await c.jobs.unprocessed(job.id)
+            export = await c.items.export_job(timeout_seconds=5)
+            ended = await c.jobs.cancel(export)
+            return (
+                cancelled.attributes.status,
+                rest,
+                ended.attributes.status,
+                export.attributes.options["timeout_seconds"],
+            )
+
+    assert asyncio.run(scenario()) == ("cancelled", list(_items(2)), "cancelled", 5)
 
 
 def test_async_client(server: Any) -> None:

@@ -20,6 +20,7 @@ from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.responses import JSONResponse
 from lorry.errors import ApiError
 from lorry.jobs import export, render, signing
+from lorry.jobs.control import with_default_timeout
 from lorry.jobs.export_formats import CONTENT_TYPES
 from lorry.jobs.options import check_export_options, check_url_ttl
 from lorry.server import Runtime
@@ -61,6 +62,7 @@ async def export_job(
             options = check_export_options(
                 conn, runtime.db.dialect, raw, runtime.settings.export_url_ttl
             )
+        options = with_default_timeout(options, runtime.settings.job_timeout_seconds)
         return export.accept(runtime.db, options, token.id, idem.claim)
 
     async def stage() -> str:

@@ -6,7 +6,7 @@ import msgspec
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from lorry.api.body import MAX_SMALL_BODY, check_json_type, decode_json, read_body
 from lorry.api.creation import Idempotency, create_job
@@ -14,7 +14,7 @@ from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.query import nested_params, page_params
 from lorry.api.responses import JSONResponse
 from lorry.errors import ApiError
-from lorry.jobs import export, render
+from lorry.jobs import control, export, render
 from lorry.jobs.model import FINAL_STATUSES, KINDS, STATUSES
 from lorry.jobs.retry import check_fixes, stage_retry
 from lorry.store.tables import jobs as jobs_table
@@ -151,6 +151,48 @@ async def retry_job(
         )
 
     return await create_job(runtime, idem, stage)
+
+
+@router.post("/jobs/{job_id}/cancel", dependencies=[require("editor")])
+async def cancel_job(job_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """Stop a queued or running job; it ends ``cancelled`` at once.
+
+    What its chunks applied stays applied; the chunks that had not run never
+    run, and their input is at ``/jobs/{id}/unprocessed``.
+    """
+
+    def work() -> dict[str, Any]:
+        control.cancel(runtime.db, job_id, runtime.settings.job_retention_days)
+        with runtime.db.read() as conn:
+            return render.job_resource(conn, _job_row(conn, job_id))
+
+    resource = await run_in_threadpool(work)
+    if resource["attributes"]["kind"] == "export":
+        # Its worker removes its own temporary file when it sees the cancel;
+        # this is for a run whose commit failed after its file's rename.
+        export.export_file(
+            runtime.settings, job_id, resource["attributes"]["options"]["format"]
+        ).unlink(missing_ok=True)
+    return {"data": resource}
+
+
+@router.get("/jobs/{job_id}/unprocessed", response_model=None)
+def unprocessed(job_id: str, runtime: RuntimeDep) -> StreamingResponse:
+    """The input of every item that never ran, as NDJSON, in input order."""
+    with runtime.db.read() as conn:
+        row = _job_row(conn, job_id)
+    if row.status not in FINAL_STATUSES:
+        raise ApiError.one(
+            409,
+            "job_active",
+            f"job {job_id} is {row.status}; its unprocessed items are known "
+            "once it has ended",
+        )
+    lines = (
+        b"".join(entry + b"\n" for entry in chunk)
+        for chunk in control.unprocessed_chunks(runtime.db, job_id)
+    )
+    return StreamingResponse(lines, media_type="application/x-ndjson")
 
 
 @router.delete("/jobs/{job_id}", status_code=204, dependencies=[require("editor")])
