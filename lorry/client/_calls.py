@@ -28,6 +28,7 @@ __all__ = [
     "bulk_update",
     "create_item",
     "create_item_type",
+    "delete_job",
     "destroy_item",
     "destroy_item_type",
     "export_job",
@@ -45,6 +46,7 @@ __all__ = [
     "list_jobs",
     "migrate",
     "open_source",
+    "purge_jobs",
     "update_item",
     "update_item_type",
 ]
@@ -330,6 +332,14 @@ def export_url(job: str | Job, url_ttl: int | None) -> Call[ExportLink]:
 
 def find_job(job: str | Job) -> Call[Job]:
     return Call("GET", wire.path("jobs", job_id(job)), wire.one(Job))
+
+
+def delete_job(job: str | Job) -> Call[None]:
+    return Call("DELETE", wire.path("jobs", job_id(job)), wire.nothing)
+
+
+def purge_jobs() -> Call[Page[Job]]:
+    return Call("POST", "/jobs/purge", wire.many(Job, 0))
 
 
 def list_jobs(

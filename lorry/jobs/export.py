@@ -18,7 +18,6 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from lorry.ids import new_id
 from lorry.jobs import signing
 from lorry.jobs.export_formats import EXTENSIONS, make_writer
 from lorry.jobs.model import ACTIVE_STATUSES, Claim, LeaseLost, encode_entries
-from lorry.jobs.options import MAX_EXPORT_IDS
+from lorry.jobs.options import MAX_EXPORT_IDS, expiry
 from lorry.store import item_types as type_store
 from lorry.store.db import Database
 from lorry.store.selection import select_items
@@ -42,6 +41,7 @@ __all__ = [
     "ExportFailed",
     "accept",
     "export_file",
+    "remove_leftovers",
     "run",
     "sign_url",
 ]
@@ -233,7 +233,7 @@ def _write(
     return written
 
 
-def _remove_leftovers(settings: Settings, job_id: str) -> None:
+def remove_leftovers(settings: Settings, job_id: str) -> None:
     """Temporary files of runs that died; a run that lost its lease and
     still writes one fails at its rename."""
     for stale in settings.exports_dir.glob(f".{job_id}.*.tmp"):
@@ -244,7 +244,7 @@ def run(db: Database, settings: Settings, claim_: Claim) -> str:
     """Run an export claim from scratch; returns the job's final status."""
     job_id = claim_.job_id
     settings.exports_dir.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(settings, job_id)
+    remove_leftovers(settings, job_id)
     final = export_file(settings, job_id, claim_.options["format"])
     temporary = settings.exports_dir / f".{job_id}.{uuid.uuid4().hex}.tmp"
     started = time.perf_counter()
@@ -319,7 +319,6 @@ def _finish(
             "url": url,
             "url_expires_at": url_expires,
         }
-        retain = timedelta(days=settings.job_retention_days)
         conn.execute(
             sa.update(jobs)
             .where(j.id == claim_.job_id)
@@ -332,6 +331,6 @@ def _finish(
                 details=details,
                 finished_at=now,
                 updated_at=now,
-                expires_at=now + int(retain.total_seconds() * 1_000_000),
+                expires_at=expiry(settings, claim_.options, now),
             )
         )

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -30,6 +29,7 @@ from lorry.jobs.model import (
     LeaseLost,
     decode_entries,
 )
+from lorry.jobs.options import expiry
 from lorry.store import item_types as type_store
 from lorry.store.db import Database
 from lorry.store.tables import job_chunks, job_errors, jobs
@@ -109,6 +109,7 @@ def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | No
         if row.attempts >= MAX_ATTEMPTS:
             _fail(
                 conn,
+                settings,
                 job_id,
                 "chunk_failed",
                 f"chunk {row.seq} failed {row.attempts} times; giving up",
@@ -259,7 +260,7 @@ def _run_own(
         ended = _OWN_RUNS[claim_.kind](db, settings, claim_)
     except export.ExportFailed as exc:
         with db.write() as conn:
-            _fail(conn, claim_.job_id, exc.code, exc.message, {})
+            _fail(conn, settings, claim_.job_id, exc.code, exc.message, {})
         ended = "failed"
     log.info(
         "job %s %s",
@@ -462,14 +463,13 @@ def _record(
     if row.chunks_done >= row.chunks_total and row.status in ACTIVE_STATUSES:
         status = "completed_with_errors" if row.failed_items else "completed"
         ctx.now = now_us()  # the end of the work, not the start of this batch
-        retain = timedelta(days=settings.job_retention_days)
         conn.execute(
             sa.update(jobs)
             .where(j.id == claim_.job_id)
             .values(
                 status=status,
                 finished_at=ctx.now,
-                expires_at=ctx.now + int(retain.total_seconds() * 1_000_000),
+                expires_at=expiry(settings, ctx.options, ctx.now),
             )
         )
         return status
@@ -525,10 +525,18 @@ def release_owner(db: Database, owner: str) -> int:
 
 
 def _fail(
-    conn: sa.Connection, job_id: str, code: str, message: str, details: dict[str, Any]
+    conn: sa.Connection,
+    settings: Settings,
+    job_id: str,
+    code: str,
+    message: str,
+    details: dict[str, Any],
 ) -> None:
+    """End an active job as failed; it is kept as long as a finished one."""
     now = now_us()
-    retain = int(timedelta(days=Settings().job_retention_days).total_seconds() * 1e6)
+    options = conn.execute(
+        sa.select(jobs.c.options).where(jobs.c.id == job_id)
+    ).scalar_one()
     conn.execute(
         sa.update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE_STATUSES))
@@ -537,7 +545,7 @@ def _fail(
             error={"code": code, "message": message, "details": details},
             finished_at=now,
             updated_at=now,
-            expires_at=now + retain,
+            expires_at=expiry(settings, options or {}, now),
         )
     )
     log.error(
