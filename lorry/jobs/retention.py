@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,12 +34,13 @@ _PURGE_BATCH = 50
 _JOB_TABLES = (job_errors, migrated_items, job_chunks)
 
 
-@dataclass(frozen=True, slots=True)
 class JobActive(Exception):
     """The job is still queued or running: it cannot be removed yet."""
 
-    job_id: str
-    status: str
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id} is {status}")
+        self.job_id = job_id
+        self.status = status
 
 
 def remove_rows(conn: sa.Connection, job_ids: Sequence[str]) -> None:
