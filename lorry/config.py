@@ -65,10 +65,15 @@ class Settings:
     max_json_bytes: int = 256 << 20
     max_item_bytes: int = 1 << 20
     max_items_per_job: int = 10_000_000
+    #: Days a finished job and its results (and an export's file) are kept,
+    #: unless the job says otherwise (its retain_for option).
     job_retention_days: int = 7
     #: Seconds a job may run (from its start) before it fails with error
     #: ``timeout``, unless the job says; None: no limit.
     job_timeout_seconds: float | None = None
+    #: Seconds between two purges of expired jobs by the server; 0: never
+    #: (``lorry jobs purge`` and ``POST /jobs/purge`` still purge).
+    purge_interval_seconds: int = 300
     #: Seconds an export's download URL stays valid, unless the job says.
     export_url_ttl: int = 3600
     #: Signs export download URLs; when unset, one is made and kept in the
@@ -116,6 +121,8 @@ class Settings:
             "worker_cache_mb": _env_int("LORRY_WORKER_CACHE_MB", 48),
             "lease_seconds": _env_int("LORRY_LEASE_SECONDS", 300),
             "export_url_ttl": _env_int("LORRY_EXPORT_URL_TTL", 3600),
+            "job_retention_days": _env_int("LORRY_JOB_RETENTION_DAYS", 7),
+            "purge_interval_seconds": _env_int("LORRY_PURGE_INTERVAL", 300),
             "export_secret": os.environ.get("LORRY_EXPORT_SECRET") or None,
             "job_timeout_seconds": _env_seconds("LORRY_JOB_TIMEOUT_SECONDS"),
         }
@@ -125,4 +132,7 @@ class Settings:
         if values["worker_mode"] not in ("process", "thread"):
             mode = values["worker_mode"]
             raise ValueError(f"worker mode must be 'process' or 'thread', not {mode!r}")
+        for name in ("job_retention_days", "purge_interval_seconds"):
+            if int(values[name]) < 0:  # type: ignore[call-overload]
+                raise ValueError(f"{name} must not be negative, not {values[name]!r}")
         return cls(**values)  # type: ignore[arg-type]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -11,18 +13,59 @@ from typing import IO
 from lorry.config import Settings
 from lorry.engine.pool import Pool, ThreadPool
 from lorry.engine.processes import ProcessPool
-from lorry.jobs import runner, signing, staging
+from lorry.jobs import retention, runner, signing, staging
 from lorry.store import tokens
 from lorry.store.db import Checkpointer, Database
 from lorry.store.migrate import upgrade
 
-__all__ = ["DataDirLocked", "Runtime", "open_runtime"]
+__all__ = ["DataDirLocked", "Periodic", "Runtime", "open_runtime"]
 
 log = logging.getLogger(__name__)
 
 
 class DataDirLocked(RuntimeError):
     """Another Lorry server is using this SQLite database."""
+
+
+class Periodic:
+    """A task the server runs every ``interval`` seconds, in a thread of its
+    own; a run that fails is logged, and the next one runs as planned."""
+
+    def __init__(self, name: str, interval: float, task: Callable[[], object]) -> None:
+        self.name = name
+        self.interval = interval
+        self.task = task
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.interval <= 0:
+            return
+        self._thread = threading.Thread(
+            target=self._loop, name=f"lorry-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        # A first run at start: a server that was down past some jobs'
+        # expiry removes them now, not one interval later.
+        while not self._stop.is_set():
+            try:
+                self.task()
+            except Exception:
+                log.exception(
+                    "periodic %s failed; it runs again in %s s",
+                    self.name,
+                    self.interval,
+                    extra={"action": "periodic_error", "task": self.name},
+                )
+            self._stop.wait(self.interval)
 
 
 @dataclass
@@ -34,14 +77,19 @@ class Runtime:
     #: The admin token made at first start, to be shown once; else None.
     new_admin_token: str | None = None
     _lock: IO[bytes] | None = field(default=None, repr=False)
+    periodic: list[Periodic] = field(default_factory=list)
 
     def start_workers(self) -> None:
         self.checkpointer.start()
+        for task in self.periodic:
+            task.start()
         if self.pool.size:
             self.pool.start()
 
     def close(self) -> None:
         self.pool.stop()
+        for task in self.periodic:
+            task.stop()
         self.checkpointer.stop()
         self.db.dispose()
         if self._lock is not None:
@@ -92,4 +140,11 @@ def open_runtime(settings: Settings) -> Runtime:
         pool = ProcessPool(settings, settings.workers, db)
     else:
         pool = ThreadPool(db, settings, settings.workers)
-    return Runtime(settings, db, pool, Checkpointer(db), new_token, lock)
+    # Expired jobs are removed by the server, not by its workers: one
+    # process per database is enough.
+    purger = Periodic(
+        "purge",
+        settings.purge_interval_seconds,
+        lambda: retention.purge(db, settings),
+    )
+    return Runtime(settings, db, pool, Checkpointer(db), new_token, lock, [purger])

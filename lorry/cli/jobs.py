@@ -1,4 +1,4 @@
-"""``lorry jobs``: list, show, wait for, cancel and retry background jobs."""
+"""``lorry jobs``: list, show, wait for, cancel, retry and remove background jobs."""
 
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +30,7 @@ from lorry.cli.display import (
 __all__ = ["jobs_app"]
 
 jobs_app = typer.Typer(
-    help="List, show, wait for, cancel and retry jobs.", no_args_is_help=True
+    help="List, show, wait for, cancel, retry and remove jobs.", no_args_is_help=True
 )
 
 JobIdArgument = Annotated[str, typer.Argument(help="The job's id.")]
@@ -198,3 +198,40 @@ def cancel(
     print_summary(job)
     if as_json:
         print_json(job)
+
+
+@jobs_app.command("rm")
+def remove(
+    job_id: JobIdArgument,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Remove a finished job with its results (and an export's file).
+
+    A job still queued or running is refused: wait for it, or cancel it.
+    """
+    with client_session(url, token, verbose) as client:
+        client.jobs.delete(job_id)
+    err.print(f"removed job {job_id}")
+
+
+@jobs_app.command("purge")
+def purge(
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Remove every finished job whose retention has run out, now (admin).
+
+    Prints the jobs removed; the server also purges every few minutes.
+    """
+    with client_session(url, token, verbose) as client:
+        removed = client.jobs.purge()
+    if as_json:
+        print_json(list(removed))
+        return
+    if removed:
+        print_table(job_table(removed))
+    err.print(f"removed {len(removed):,} expired jobs")

@@ -543,6 +543,18 @@ class AsyncJobs:
         """Fetch one page of jobs, newest first; filter by status and kind."""
         return await self._client._send(calls.list_jobs(filter, page))
 
+    async def delete(self, job: str | Job) -> None:
+        """Remove a finished job with its results (and an export's file).
+
+        A job still queued or running is refused (409): cancel it first.
+        """
+        await self._client._send(calls.delete_job(job))
+
+    async def purge(self) -> Page[Job]:
+        """Remove every finished job past its ``expires_at`` now (admin);
+        returns the jobs removed."""
+        return await self._client._send(calls.purge_jobs())
+
 
 class AsyncExports:
     """The files of export jobs."""

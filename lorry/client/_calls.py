@@ -30,6 +30,7 @@ __all__ = [
     "cancel_job",
     "create_item",
     "create_item_type",
+    "delete_job",
     "destroy_item",
     "destroy_item_type",
     "export_job",
@@ -47,6 +48,7 @@ __all__ = [
     "list_jobs",
     "migrate",
     "open_source",
+    "purge_jobs",
     "retry_job",
     "unprocessed",
     "update_item",
@@ -390,6 +392,14 @@ def unprocessed(job: str | Job) -> Call[list[Any]]:
 
 def find_job(job: str | Job) -> Call[Job]:
     return Call("GET", wire.path("jobs", job_id(job)), wire.one(Job))
+
+
+def delete_job(job: str | Job) -> Call[None]:
+    return Call("DELETE", wire.path("jobs", job_id(job)), wire.nothing)
+
+
+def purge_jobs() -> Call[Page[Job]]:
+    return Call("POST", "/jobs/purge", wire.many(Job, 0))
 
 
 def list_jobs(

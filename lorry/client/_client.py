@@ -522,6 +522,18 @@ class Jobs:
         """Fetch one page of jobs, newest first; filter by status and kind."""
         return self._client._send(calls.list_jobs(filter, page))
 
+    def delete(self, job: str | Job) -> None:
+        """Remove a finished job with its results (and an export's file).
+
+        A job still queued or running is refused (409): cancel it first.
+        """
+        self._client._send(calls.delete_job(job))
+
+    def purge(self) -> Page[Job]:
+        """Remove every finished job past its ``expires_at`` now (admin);
+        returns the jobs removed."""
+        return self._client._send(calls.purge_jobs())
+
 
 class Exports:
     """The files of export jobs."""

@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from lorry.jobs.model import (
     LeaseLost,
     encode_entries,
 )
-from lorry.jobs.options import MAX_EXPORT_IDS
+from lorry.jobs.options import MAX_EXPORT_IDS, expiry
 from lorry.store import item_types as type_store
 from lorry.store.db import Database
 from lorry.store.selection import select_items
@@ -49,6 +48,7 @@ __all__ = [
     "ExportFailed",
     "accept",
     "export_file",
+    "remove_leftovers",
     "run",
     "sign_url",
 ]
@@ -267,7 +267,7 @@ def _write(
     return written
 
 
-def _remove_leftovers(settings: Settings, job_id: str) -> None:
+def remove_leftovers(settings: Settings, job_id: str) -> None:
     """Temporary files of runs that died; a run that lost its lease and
     still writes one fails at its rename."""
     for stale in settings.exports_dir.glob(f".{job_id}.*.tmp"):
@@ -278,7 +278,7 @@ def run(db: Database, settings: Settings, claim_: Claim) -> str:
     """Run an export claim from scratch; returns the job's final status."""
     job_id = claim_.job_id
     settings.exports_dir.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(settings, job_id)
+    remove_leftovers(settings, job_id)
     final = export_file(settings, job_id, claim_.options["format"])
     temporary = settings.exports_dir / f".{job_id}.{uuid.uuid4().hex}.tmp"
     started = time.perf_counter()
@@ -369,7 +369,6 @@ def _record_file(
         "url": url,
         "url_expires_at": url_expires,
     }
-    retain = timedelta(days=settings.job_retention_days)
     conn.execute(
         sa.update(jobs)
         .where(j.id == claim_.job_id)
@@ -382,6 +381,6 @@ def _record_file(
             details=details,
             finished_at=now,
             updated_at=now,
-            expires_at=now + int(retain.total_seconds() * 1_000_000),
+            expires_at=expiry(settings, claim_.options, now),
         )
     )

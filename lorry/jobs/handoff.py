@@ -40,7 +40,9 @@ _decoder = msgspec.msgpack.Decoder(list[_Chunk])
 
 
 def can_hand_off(claim: Claim) -> bool:
-    if claim.options.get("link_by"):
+    # An atomic job validates each chunk under the lock as it applies it:
+    # all of a large job's chunks prepared ahead would be held in memory.
+    if claim.options.get("link_by") or claim.options.get("atomic"):
         return False
     if claim.kind == "import":
         return not claim.options.get("upsert_by")

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import msgspec
 import sqlalchemy as sa
 
+from lorry.config import Settings
 from lorry.errors import ApiError, ErrorItem
 from lorry.jobs.control import MAX_TIMEOUT_SECONDS
 from lorry.jobs.migration import check_migration
@@ -22,11 +23,13 @@ __all__ = [
     "MAX_CHUNK_SIZE",
     "MAX_DEPTH",
     "MAX_EXPORT_IDS",
+    "MAX_RETAIN_FOR",
     "MAX_URL_TTL",
     "check_export_options",
     "check_options",
     "check_timeout",
     "check_url_ttl",
+    "expiry",
 ]
 
 MAX_CHUNK_SIZE = 50_000
@@ -38,6 +41,14 @@ MAX_DEPTH = 10
 MAX_URL_TTL = 30 * 86_400
 #: Ids an export's filter may list: an export may name many more than a page.
 MAX_EXPORT_IDS = 10_000
+#: Longest retention a job may ask for (retain_for, in seconds): ten years.
+MAX_RETAIN_FOR = 10 * 365 * 86_400
+#: Options every kind takes, checked before the kind's own (lorry.jobs.runner
+#: reads them): how long the finished job is kept, and for the kinds that
+#: write items one by one, all or nothing and the error budget.
+_CONTROL = ("retain_for", "atomic", "max_errors", "max_error_rate")
+_ATOMIC_KINDS = frozenset({"bulk_create", "bulk_update", "bulk_destroy", "import"})
+_BUDGET_KINDS = _ATOMIC_KINDS | {"migrate"}
 _PATH_RE = re.compile(r" - at `\$([^`]*)`$")
 #: The steps of a msgspec path: .name, [index] or [...] (a dict key).
 _STEP_RE = re.compile(r"\.(\w+)|\[(\d+)\]")
@@ -95,20 +106,109 @@ def _bad(detail: str, path: list[str], in_query: bool) -> ApiError:
     return ApiError(422, [item])
 
 
+def expiry(settings: Settings, options: dict[str, Any], finished_at: int) -> int:
+    """When a job that finished at ``finished_at`` expires (microseconds)."""
+    seconds = options.get("retain_for")
+    if seconds is None:
+        seconds = settings.job_retention_days * 86_400
+    return finished_at + int(seconds) * 1_000_000
+
+
+def _whole(value: Any, name: str, in_query: bool) -> int:
+    # A query parameter is text; a JSON body has a number (and no bool).
+    if in_query and isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise _bad(
+        f"{name} must be a whole number from 0 up, not {value!r}", [name], in_query
+    )
+
+
+def _flag(value: Any, name: str, in_query: bool) -> bool:
+    if in_query and isinstance(value, str) and value.lower() in _FLAG_TEXT:
+        return _FLAG_TEXT[value.lower()]
+    if isinstance(value, bool):
+        return value
+    raise _bad(f"{name} must be true or false, not {value!r}", [name], in_query)
+
+
+_FLAG_TEXT = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _rate(value: Any, in_query: bool) -> float:
+    rate: Any = value
+    if in_query and isinstance(value, str):
+        try:
+            rate = float(value)
+        except ValueError:
+            pass
+    if isinstance(rate, int | float) and not isinstance(rate, bool) and 0 <= rate <= 1:
+        return float(rate)
+    raise _bad(
+        f"max_error_rate must be a number from 0 to 1, not {value!r}",
+        ["max_error_rate"],
+        in_query,
+    )
+
+
+def _control_options(
+    kind: str, raw: dict[str, Any], in_query: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split off and check the job-control options; return (rest, checked)."""
+    rest = {k: v for k, v in raw.items() if k not in _CONTROL}
+    out: dict[str, Any] = {}
+    if raw.get("retain_for") is not None:
+        seconds = _whole(raw["retain_for"], "retain_for", in_query)
+        if seconds > MAX_RETAIN_FOR:
+            raise _bad(
+                f"retain_for must be at most {MAX_RETAIN_FOR} seconds (ten years)",
+                ["retain_for"],
+                in_query,
+            )
+        out["retain_for"] = seconds
+    for key in ("atomic", "max_errors", "max_error_rate"):
+        allowed = _ATOMIC_KINDS if key == "atomic" else _BUDGET_KINDS
+        if raw.get(key) is not None and kind not in allowed:
+            raise _bad(f"{key} does not apply to {kind} jobs", [key], in_query)
+    if raw.get("atomic") is not None and _flag(raw["atomic"], "atomic", in_query):
+        out["atomic"] = True
+    if raw.get("max_errors") is not None:
+        out["max_errors"] = _whole(raw["max_errors"], "max_errors", in_query)
+    if raw.get("max_error_rate") is not None:
+        out["max_error_rate"] = _rate(raw["max_error_rate"], in_query)
+    budget = [k for k in ("max_errors", "max_error_rate") if k in out]
+    if out.get("atomic") and budget:
+        raise _bad(
+            f"{budget[0]} applies to jobs that are not atomic: an atomic job "
+            "applies nothing when any item fails, and reports every failure",
+            [budget[0]],
+            in_query,
+        )
+    return rest, out
+
+
 def check_options(
     conn: sa.Connection, kind: str, raw: dict[str, Any], in_query: bool
 ) -> dict[str, Any]:
     """Validate a job's options; return them normalised (no None values)."""
+    raw, control = _control_options(kind, raw, in_query)
     if kind == "migrate":
         rest = {k: v for k, v in raw.items() if k != "timeout_seconds"}
         timeout = check_timeout(raw.get("timeout_seconds"), ["timeout_seconds"])
-        migration = check_migration(conn, rest)
+        migration = {**check_migration(conn, rest), **control}
         return (
             migration if timeout is None else {**migration, "timeout_seconds": timeout}
         )
+    return {**_kind_options(conn, kind, raw, in_query), **control}
+
+
+def _kind_options(
+    conn: sa.Connection, kind: str, raw: dict[str, Any], in_query: bool
+) -> dict[str, Any]:
     for key in raw:
         if key not in _ALLOWED[kind]:
-            allowed = ", ".join(sorted(_ALLOWED[kind]))
+            allowed = ", ".join(sorted(_ALLOWED[kind] | set(_CONTROL)))
             raise _bad(
                 f"unknown option {key!r} for {kind}; allowed: {allowed}",
                 [key],
@@ -281,6 +381,7 @@ _EXPORT_ALLOWED = (
     "bom",
     "delimiter",
     "timeout_seconds",
+    "retain_for",
 )
 
 
@@ -325,6 +426,7 @@ def check_export_options(
     The filter and ``order_by`` are read here as the export will read them,
     so that a job that is accepted has a selection that compiles.
     """
+    raw, control = _control_options("export", raw, in_query=False)
     for key in raw:
         if key not in _EXPORT_ALLOWED:
             allowed = ", ".join(_EXPORT_ALLOWED)
@@ -354,6 +456,7 @@ def check_export_options(
         }),
         "include_relationships": depth,
         "url_ttl": check_url_ttl(raw.get("url_ttl"), default_ttl),
+        **control,
     }  # fmt: skip
     timeout = check_timeout(raw.get("timeout_seconds"), ["timeout_seconds"])
     if timeout is not None:

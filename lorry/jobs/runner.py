@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -20,7 +19,16 @@ import sqlalchemy as sa
 
 from lorry.clock import now_us
 from lorry.config import Settings
-from lorry.jobs import control, create, destroy, export, imports, migrate, update
+from lorry.jobs import (
+    control,
+    create,
+    destroy,
+    export,
+    imports,
+    migrate,
+    run_limits,
+    update,
+)
 from lorry.jobs.context import ChunkOutcome, JobContext, Prepared, schema_key
 from lorry.jobs.model import (
     ACTIVE_STATUSES,
@@ -31,6 +39,7 @@ from lorry.jobs.model import (
     LeaseLost,
     decode_entries,
 )
+from lorry.jobs.options import expiry
 from lorry.store import item_types as type_store
 from lorry.store.db import Database
 from lorry.store.tables import job_chunks, job_errors, jobs
@@ -95,16 +104,29 @@ def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | No
             break
         control.check_running(conn, job_id, settings.job_retention_days)
     c, j = job_chunks.c, jobs.c
+    whole = run_limits.is_atomic(options)
+    if whole:
+        # All or nothing: every chunk of the job in one claim, whatever its
+        # size, because they are applied in one transaction.
+        whole_job = _chunk_rows().where(
+            c.job_id == job_id,
+            sa.or_(
+                c.status == "pending",
+                sa.and_(c.status == "running", c.lease_until < now),
+            ),
+        )
+        rows = list(conn.execute(whole_job).all())
     seqs: list[int] = []
     total = 0
     for row in rows:
         if row.job_id != job_id or (seqs and row.seq != seqs[-1] + 1):
             break
-        if seqs and total + row.item_count > settings.txn_items:
+        if seqs and total + row.item_count > settings.txn_items and not whole:
             break
         if row.attempts >= MAX_ATTEMPTS:
             _fail(
                 conn,
+                settings,
                 job_id,
                 "chunk_failed",
                 f"chunk {row.seq} failed {row.attempts} times; giving up",
@@ -130,17 +152,22 @@ def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | No
     return Claim(job_id, kind, options, tuple(seqs), owner)
 
 
-def _candidates(conn: sa.Connection, owner: str, now: int) -> list[Any]:
+def _chunk_rows() -> sa.Select[Any]:
+    """Chunks of active jobs, in the order they are to run."""
     c, j = job_chunks.c, jobs.c
-    base = (
+    return (
         sa.select(
             c.job_id, c.seq, c.item_count, c.attempts, j.kind, j.options, j.started_at
         )
         .join(jobs, jobs.c.id == c.job_id)
         .where(j.status.in_(ACTIVE_STATUSES))
         .order_by(j.created_at, c.job_id, c.seq)
-        .limit(_CANDIDATES)
     )
+
+
+def _candidates(conn: sa.Connection, owner: str, now: int) -> list[Any]:
+    c = job_chunks.c
+    base = _chunk_rows().limit(_CANDIDATES)
     pending = conn.execute(base.where(c.status == "pending")).all()
     rows = _in_file_order(conn, pending, owner, now)
     if not rows:
@@ -240,6 +267,8 @@ def run_claim(
     try:
         if claim_.kind in _OWN_RUNS:
             return _run_own(db, settings, claim_, claim_next)
+        if run_limits.is_atomic(claim_.options):
+            return _run_atomic(db, settings, claim_, claim_next)
         return _run(db, settings, claim_, ready, claim_next)
     except JobStopped as exc:
         log.info(
@@ -282,7 +311,7 @@ def _run_own(
         ended = _OWN_RUNS[claim_.kind](db, settings, claim_)
     except export.ExportFailed as exc:
         with db.write() as conn:
-            _fail(conn, claim_.job_id, exc.code, exc.message, {})
+            _fail(conn, settings, claim_.job_id, exc.code, exc.message, {})
         ended = "failed"
     log.info(
         "job %s %s",
@@ -329,7 +358,7 @@ def _run(
             ctx.now = now_us()
             # Keys are reserved afresh in each transaction: others wrote since.
             ctx.scratch.pop(create.ROW_KEYS, None)
-            outcomes = [_apply(conn, apply, ctx, p) for p in ready.prepared]
+            outcomes = _apply_within_budget(conn, apply, ctx, ready.prepared)
             ended = _record(conn, ctx, claim_, outcomes, settings)
         if claim_next:
             following = _claim_in(conn, settings, claim_.owner)
@@ -354,7 +383,7 @@ def _run(
         "job %s chunks %s done: %d applied, %d failed; prepare %.3f s, "
         "lock wait %.3f s, write %.3f s",
         claim_.job_id,
-        _span(claim_.seqs),
+        _span(tuple(o.seq for o in outcomes)),
         applied,
         failed,
         ready.seconds,
@@ -367,6 +396,121 @@ def _run(
             "prepare_seconds": ready.seconds,
             "lock_wait_seconds": locked_at - prepared_at,
             "write_seconds": committed_at - locked_at,
+        },
+    )
+    if ended is not None:
+        log.info(
+            "job %s %s",
+            claim_.job_id,
+            ended,
+            extra={"action": "job_finished", "job_id": claim_.job_id},
+        )
+    return following
+
+
+def _still_active(conn: sa.Connection, claim_: Claim) -> bool:
+    """Whether the claim's job may still run; if it ended meanwhile (it
+    failed, say, while this claim was leased), its chunks are given back
+    unrun: they will never be run."""
+    status = conn.execute(
+        sa.select(jobs.c.status).where(jobs.c.id == claim_.job_id)
+    ).scalar()
+    if status in ACTIVE_STATUSES:
+        return True
+    _unlease(conn, claim_, claim_.seqs)
+    log.info(
+        "job %s is %s; chunks %s not run",
+        claim_.job_id,
+        status,
+        _span(claim_.seqs),
+        extra={"action": "chunks_dropped", "job_id": claim_.job_id},
+    )
+    return False
+
+
+def _unlease(conn: sa.Connection, claim_: Claim, seqs: Sequence[int]) -> None:
+    c = job_chunks.c
+    conn.execute(
+        sa.update(job_chunks)
+        .where(
+            c.job_id == claim_.job_id,
+            c.seq.in_(seqs),
+            c.status == "running",
+            c.lease_owner == claim_.owner,
+        )
+        .values(status="pending", lease_owner=None, lease_until=None)
+    )
+
+
+def _apply_within_budget(
+    conn: sa.Connection,
+    apply: Callable[[sa.Connection, JobContext, Prepared], ChunkOutcome],
+    ctx: JobContext,
+    prepared: list[Prepared],
+) -> list[ChunkOutcome]:
+    """Apply a claim's chunks in order; with an error budget, stop after the
+    chunk that exceeds it (a claim may hold many chunks)."""
+    budget = run_limits.Budget.of(ctx.options)
+    if budget is None:
+        return [_apply(conn, apply, ctx, p) for p in prepared]
+    j = jobs.c
+    before = conn.execute(
+        sa.select(j.failed_items, j.processed_items).where(j.id == ctx.job_id)
+    ).one()
+    outcomes: list[ChunkOutcome] = []
+    for p in prepared:
+        outcomes.append(_apply(conn, apply, ctx, p))
+        failed, processed = run_limits.processed(outcomes)
+        failed += before.failed_items
+        if budget.breach(failed, processed + before.processed_items):
+            break
+    return outcomes
+
+
+def _run_atomic(
+    db: Database, settings: Settings, claim_: Claim, claim_next: bool
+) -> Claim | None:
+    """Apply a whole atomic job in one transaction, or nothing of it.
+
+    Each chunk is read and validated under the lock, one after the other,
+    so that a large job is never held whole in memory; every chunk is
+    applied even after a failure, so that the job reports every failing
+    item, and the savepoint is then rolled back.
+    """
+    _prepare, apply = _KINDS[claim_.kind]
+    _count_attempt(db, claim_)
+    following = None
+    started = time.perf_counter()
+    with db.write() as conn:
+        if not _still_active(conn, claim_):
+            return _claim_in(conn, settings, claim_.owner) if claim_next else None
+        ctx = load_context(db, claim_)
+        ctx.now = now_us()
+        savepoint = conn.begin_nested()
+        outcomes = [_apply(conn, apply, ctx, p) for p in iter_prepared(db, claim_, ctx)]
+        failed, _processed = run_limits.processed(outcomes)
+        undone = 0
+        if failed:
+            savepoint.rollback()
+            undone = run_limits.roll_back(outcomes)
+        else:
+            savepoint.commit()
+        ended = _record(conn, ctx, claim_, outcomes, settings)
+        if claim_next:
+            following = _claim_in(conn, settings, claim_.owner)
+    log.info(
+        "job %s chunks %s %s: %d applied, %d failed, %d rolled back; %.3f s",
+        claim_.job_id,
+        _span(claim_.seqs),
+        "rolled back" if failed else "done",
+        sum(len(o.applied) for o in outcomes),
+        failed,
+        undone,
+        time.perf_counter() - started,
+        extra={
+            "action": "chunk_rolled_back" if failed else "chunk_done",
+            "job_id": claim_.job_id,
+            "chunks": list(claim_.seqs),
         },
     )
     if ended is not None:
@@ -511,25 +655,70 @@ def _record(
     if notes:
         merge_details(conn, claim_.job_id, notes)
     row = conn.execute(
-        sa.select(j.chunks_done, j.chunks_total, j.failed_items, j.status).where(
-            j.id == claim_.job_id
-        )
+        sa.select(
+            j.chunks_done, j.chunks_total, j.failed_items, j.processed_items, j.status
+        ).where(j.id == claim_.job_id)
     ).one()
-    if row.chunks_done >= row.chunks_total and row.status in ACTIVE_STATUSES:
-        status = "completed_with_errors" if row.failed_items else "completed"
-        ctx.now = now_us()  # the end of the work, not the start of this batch
-        retain = timedelta(days=settings.job_retention_days)
-        conn.execute(
-            sa.update(jobs)
-            .where(j.id == claim_.job_id)
-            .values(
-                status=status,
-                finished_at=ctx.now,
-                expires_at=ctx.now + int(retain.total_seconds() * 1_000_000),
-            )
+    if row.status not in ACTIVE_STATUSES:
+        return None
+    return _end_if_due(conn, ctx, claim_, outcomes, settings, row)
+
+
+def _end_if_due(
+    conn: sa.Connection,
+    ctx: JobContext,
+    claim_: Claim,
+    outcomes: list[ChunkOutcome],
+    settings: Settings,
+    row: Any,
+) -> str | None:
+    """End the job if this batch was its last, or took it over its error
+    budget; returns the final status, if so."""
+    budget = run_limits.Budget.of(ctx.options)
+    breach = budget and budget.breach(row.failed_items, row.processed_items)
+    if budget and breach:
+        applied = {o.seq for o in outcomes}
+        _unlease(conn, claim_, [s for s in claim_.seqs if s not in applied])
+        details = budget.details(row.failed_items, row.processed_items)
+        message = f"{breach}; the job was stopped and its remaining items not run"
+        _fail(
+            conn,
+            settings,
+            claim_.job_id,
+            run_limits.ERROR_BUDGET_EXCEEDED,
+            message,
+            details,
         )
-        return status
-    return None
+        return "failed"
+    if row.chunks_done < row.chunks_total:
+        return None
+    if run_limits.is_atomic(ctx.options) and row.failed_items:
+        message = (
+            f"{row.failed_items} of {row.processed_items} items failed; the job "
+            "is atomic, so nothing was applied"
+        )
+        details = {"failed_items": row.failed_items}
+        _fail(
+            conn,
+            settings,
+            claim_.job_id,
+            run_limits.ATOMIC_ROLLED_BACK,
+            message,
+            details,
+        )
+        return "failed"
+    status = "completed_with_errors" if row.failed_items else "completed"
+    ctx.now = now_us()  # the end of the work, not the start of this batch
+    conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == claim_.job_id)
+        .values(
+            status=status,
+            finished_at=ctx.now,
+            expires_at=expiry(settings, ctx.options, ctx.now),
+        )
+    )
+    return status
 
 
 def merge_details(
@@ -581,10 +770,18 @@ def release_owner(db: Database, owner: str) -> int:
 
 
 def _fail(
-    conn: sa.Connection, job_id: str, code: str, message: str, details: dict[str, Any]
+    conn: sa.Connection,
+    settings: Settings,
+    job_id: str,
+    code: str,
+    message: str,
+    details: dict[str, Any],
 ) -> None:
+    """End an active job as failed; it is kept as long as a finished one."""
     now = now_us()
-    retain = int(timedelta(days=Settings().job_retention_days).total_seconds() * 1e6)
+    options = conn.execute(
+        sa.select(jobs.c.options).where(jobs.c.id == job_id)
+    ).scalar_one()
     conn.execute(
         sa.update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE_STATUSES))
@@ -593,7 +790,7 @@ def _fail(
             error={"code": code, "message": message, "details": details},
             finished_at=now,
             updated_at=now,
-            expires_at=now + retain,
+            expires_at=expiry(settings, options or {}, now),
         )
     )
     log.error(

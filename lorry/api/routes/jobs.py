@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
@@ -14,10 +13,9 @@ from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.query import nested_params, page_params
 from lorry.api.responses import JSONResponse
 from lorry.errors import ApiError
-from lorry.jobs import control, export, render
+from lorry.jobs import control, export, render, retention
 from lorry.jobs.model import FINAL_STATUSES, KINDS, STATUSES
 from lorry.jobs.retry import check_fixes, stage_retry
-from lorry.store.tables import jobs as jobs_table
 
 router = APIRouter(tags=["jobs"], dependencies=[require("reader")])
 
@@ -197,18 +195,28 @@ def unprocessed(job_id: str, runtime: RuntimeDep) -> StreamingResponse:
 
 @router.delete("/jobs/{job_id}", status_code=204, dependencies=[require("editor")])
 def delete_job(job_id: str, runtime: RuntimeDep) -> Response:
-    """Forget a finished job: its results and, for an export, its file."""
-    with runtime.db.write() as conn:
-        row = _job_row(conn, job_id)
-        if row.status not in FINAL_STATUSES:
-            raise ApiError.one(
-                409, "job_active", f"job {job_id} is {row.status}; wait for its end"
-            )
-        # Chunks and errors go with it (ON DELETE CASCADE).
-        conn.execute(sa.delete(jobs_table).where(jobs_table.c.id == job_id))
-    if row.kind == "export":
-        file_format = row.options.get("format", "json")
-        export.export_file(runtime.settings, job_id, file_format).unlink(
-            missing_ok=True
-        )
+    """Forget a finished job: its chunks and staged input, its errors, what it
+    migrated and, for an export, its file."""
+    with runtime.db.read() as conn:
+        _job_row(conn, job_id)  # a job still being staged is not shown
+    try:
+        removed = retention.remove_job(runtime.db, runtime.settings, job_id)
+    except retention.JobActive as exc:
+        raise ApiError.one(
+            409,
+            "job_active",
+            f"job {job_id} is {exc.status}; wait for its end, or cancel it",
+        ) from None
+    if removed is None:
+        raise ApiError.not_found("job", job_id)
     return Response(status_code=204)
+
+
+@router.post("/jobs/purge", dependencies=[require("admin")])
+def purge_jobs(runtime: RuntimeDep) -> dict[str, Any]:
+    """Remove every finished job whose retention has run out, now; answer
+    with the jobs removed (without their results, which are gone)."""
+    rows = retention.purge(runtime.db, runtime.settings)
+    with runtime.db.read() as conn:
+        data = [render.job_resource(conn, r, with_result=False) for r in rows]
+    return {"data": data, "meta": {"total_count": len(data)}}
