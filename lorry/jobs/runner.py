@@ -482,6 +482,8 @@ def _run_atomic(
     following = None
     started = time.perf_counter()
     with db.write() as conn:
+        # A job past its time-out ends here, and its chunks are given back.
+        control.check_running(conn, claim_.job_id, settings.job_retention_days)
         if not _still_active(conn, claim_):
             return _claim_in(conn, settings, claim_.owner) if claim_next else None
         ctx = load_context(db, claim_)

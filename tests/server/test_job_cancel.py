@@ -357,3 +357,15 @@ def test_timeout__of_an_export(
         assert job["attributes"]["status"] == "failed"
         assert job["attributes"]["error"]["code"] == "timeout"
         assert list(server.runtime.settings.exports_dir.iterdir()) == []
+
+
+def test_timeout__of_an_atomic_job_applies_nothing(small: httpx.Client) -> None:
+    # The whole job is one claim: a time-out that has passed when it comes to
+    # be written fails it there, and nothing of it is applied.
+    job_id = _start(small, 5_000, timeout_seconds=0.001, atomic=True)
+
+    job = wait_job(small, job_id)
+
+    assert job["attributes"]["status"] == "failed"
+    assert job["attributes"]["error"]["code"] == "timeout"
+    assert _stored(small) == 0
