@@ -2,11 +2,11 @@
 
 Instead of a list of items, the body holds a ``filter`` (as for listing and
 export) and, for an update, the ``data`` to set on every matching item. At
-accept the matching items are counted and their ids read in one read
-transaction, a snapshot, then staged as the job's input like any list of
-ids: the job touches exactly the items that matched when it was accepted,
-each once, and items created later are left alone. From there on the job
-runs, reports and retries as any update or destroy job does.
+accept the matching items are counted, then their ids are read by one
+statement (a snapshot on any database) and staged as the job's input like
+any list of ids: the job touches exactly the items that matched when it was
+accepted, each once, and items created later are left alone. From there on
+the job runs, reports and retries as any update or destroy job does.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def stage_by_filter(
             chosen = select_items(conn, db.dialect, filters, max_ids=MAX_EXPORT_IDS)
         except ApiError as exc:
             raise _in_body(exc) from None
-        # Counted first, in the same snapshot as the ids below: a selection
-        # over the limit or empty is refused before anything is staged.
+        # Counted first, so that an empty or oversized selection is refused
+        # before anything is staged; the job's total is what was staged.
         count = conn.execute(
             sa.select(sa.func.count()).select_from(items).where(*chosen.where)
         ).scalar_one()
