@@ -28,6 +28,7 @@ __all__ = [
     "bulk_destroy",
     "bulk_update",
     "cancel_job",
+    "control_options",
     "create_item",
     "create_item_type",
     "delete_job",
@@ -140,6 +141,23 @@ def list_items(
     return Call("GET", "/items", wire.many(Item, _page_offset(page)), params=params)
 
 
+def control_options(
+    *,
+    retain_for: int | None = None,
+    atomic: bool = False,
+    max_errors: int | None = None,
+    max_error_rate: float | None = None,
+) -> dict[str, Any]:
+    """The job-control options that were given, as the server names them."""
+    given = {
+        "retain_for": retain_for,
+        "atomic": atomic or None,
+        "max_errors": max_errors,
+        "max_error_rate": max_error_rate,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def bulk_create(
     data: Iterable[Any] | AsyncIterable[Any],
     skip_duplicates: bool,
@@ -147,9 +165,10 @@ def bulk_create(
     chunk_size: int | None,
     on_upload: UploadCallback | None,
     timeout_seconds: float | None = None,
+    control: Mapping[str, Any] | None = None,
 ) -> Call[Job]:
     body_options, query_options = wire.bulk_options(
-        skip_duplicates, link_by, chunk_size, timeout_seconds
+        skip_duplicates, link_by, chunk_size, timeout_seconds, control
     )
     return wire.bulk_call(
         "/items/bulk-create-jobs",
@@ -160,17 +179,48 @@ def bulk_create(
     )
 
 
+def _body_options(
+    chunk_size: int | None,
+    timeout_seconds: float | None,
+    dry_run: bool,
+    control: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    body, _query = wire.bulk_options(None, None, chunk_size, timeout_seconds, control)
+    if dry_run:
+        body["dry_run"] = True
+    return body
+
+
 def bulk_update(
-    data: Iterable[Any] | AsyncIterable[Any],
+    data: Iterable[Any] | AsyncIterable[Any] | Mapping[str, Any],
     chunk_size: int | None,
     on_upload: UploadCallback | None,
     timeout_seconds: float | None = None,
+    control: Mapping[str, Any] | None = None,
+    *,
+    filter: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
 ) -> Call[Job]:
+    endpoint = "/items/bulk-update-jobs"
+    if filter is not None:
+        if not isinstance(data, Mapping):
+            raise TypeError("with filter, data is the mapping of attributes to set")
+        options = _body_options(chunk_size, timeout_seconds, dry_run, control)
+        body = {"filter": dict(filter), "data": dict(data), **options}
+        return Call("POST", endpoint, wire.one(Job), body=_json(body))
+    if isinstance(data, Mapping):
+        raise TypeError(
+            'data is a list of {"id", "attributes"} changes; to set the same '
+            "attributes on every item a filter matches, give filter too"
+        )
     body_options, query_options = wire.bulk_options(
-        None, None, chunk_size, timeout_seconds
+        None, None, chunk_size, timeout_seconds, control
     )
+    if dry_run:
+        body_options["dry_run"] = True
+        query_options.append(("dry_run", "true"))
     return wire.bulk_call(
-        "/items/bulk-update-jobs",
+        endpoint,
         data,
         body_options=body_options,
         query_options=query_options,
@@ -179,13 +229,21 @@ def bulk_update(
 
 
 def bulk_destroy(
-    items: Iterable[str], chunk_size: int | None, timeout_seconds: float | None = None
+    items: Iterable[str] | None,
+    chunk_size: int | None,
+    timeout_seconds: float | None = None,
+    control: Mapping[str, Any] | None = None,
+    *,
+    filter: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
 ) -> Call[Job]:
-    body: dict[str, Any] = {"items": list(items)}
-    if chunk_size is not None:
-        body["chunk_size"] = chunk_size
-    if timeout_seconds is not None:
-        body["timeout_seconds"] = timeout_seconds
+    if (items is None) == (filter is None):
+        raise TypeError("give either items (ids) or filter")
+    options = _body_options(chunk_size, timeout_seconds, dry_run, control)
+    selection: dict[str, Any] = (
+        {"items": list(items)} if items is not None else {"filter": dict(filter or {})}
+    )
+    body = {**selection, **options}
     return Call("POST", "/items/bulk-destroy-jobs", wire.one(Job), body=_json(body))
 
 
@@ -316,6 +374,7 @@ def migrate(
     dry_run: bool,
     chunk_size: int | None,
     timeout_seconds: float | None = None,
+    control: Mapping[str, Any] | None = None,
 ) -> Call[Job]:
     body: dict[str, Any] = {
         "from": from_type,
@@ -331,6 +390,7 @@ def migrate(
         body["chunk_size"] = chunk_size
     if timeout_seconds is not None:
         body["timeout_seconds"] = timeout_seconds
+    body.update(control or {})
     return Call("POST", "/items/migrate-jobs", wire.one(Job), body=_json(body))
 
 
@@ -344,6 +404,7 @@ def export_job(
     bom: bool,
     delimiter: str | None,
     timeout_seconds: float | None = None,
+    retain_for: int | None = None,
 ) -> Call[Job]:
     body: dict[str, Any] = {
         "format": format,
@@ -357,6 +418,7 @@ def export_job(
         "delimiter": delimiter,
         "bom": bom or None,
         "timeout_seconds": timeout_seconds,
+        "retain_for": retain_for,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return Call("POST", "/items/export-jobs", wire.one(Job), body=_json(body))

@@ -169,6 +169,11 @@ class Items:
     Every ``*_job`` method takes ``timeout_seconds``: the job fails (error
     code ``timeout``) once it has run that long, with what it applied kept;
     ``None`` leaves the server's default (``LORRY_JOB_TIMEOUT_SECONDS``).
+    Every one takes ``retain_for``, the seconds the finished job is kept.
+    Those that write items one by one (bulk create, update and destroy,
+    import) take ``atomic`` (all or nothing) or an error budget,
+    ``max_errors`` and ``max_error_rate`` (0 to 1), past which the job
+    stops; a migration takes the budget but not ``atomic``.
     """
 
     def __init__(self, client: Client) -> None:
@@ -219,6 +224,10 @@ class Items:
         link_by: Mapping[str, str] | None = None,
         chunk_size: int | None = None,
         timeout_seconds: float | None = None,
+        retain_for: int | None = None,
+        atomic: bool = False,
+        max_errors: int | None = None,
+        max_error_rate: float | None = None,
         on_upload: UploadCallback | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
@@ -230,34 +239,88 @@ class Items:
         whose values the items then give instead of ids. ``on_upload`` is
         called with the number of bytes sent so far.
         """
+        control = calls.control_options(
+            retain_for=retain_for,
+            atomic=atomic,
+            max_errors=max_errors,
+            max_error_rate=max_error_rate,
+        )
         call = calls.bulk_create(
-            data, skip_duplicates, link_by, chunk_size, on_upload, timeout_seconds
+            data,
+            skip_duplicates,
+            link_by,
+            chunk_size,
+            on_upload,
+            timeout_seconds,
+            control,
         )
         return self._client._send(wire.keyed(call, idempotency_key))
 
     def bulk_update_job(
         self,
-        data: Iterable[Mapping[str, Any]],
+        data: Iterable[Mapping[str, Any]] | Mapping[str, Any],
         *,
+        filter: Mapping[str, Any] | None = None,
         chunk_size: int | None = None,
         timeout_seconds: float | None = None,
+        dry_run: bool = False,
+        retain_for: int | None = None,
+        atomic: bool = False,
+        max_errors: int | None = None,
+        max_error_rate: float | None = None,
         on_upload: UploadCallback | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Start a job that applies ``{"id", "attributes", "meta"?}`` changes."""
-        call = calls.bulk_update(data, chunk_size, on_upload, timeout_seconds)
+        """Start a job that applies ``{"id", "attributes", "meta"?}`` changes.
+
+        With ``filter`` (as for ``list``), ``data`` is instead the mapping of
+        attributes to set on every item the filter matches when the server
+        accepts the job. ``dry_run`` checks every change and writes none.
+        """
+        control = calls.control_options(
+            retain_for=retain_for,
+            atomic=atomic,
+            max_errors=max_errors,
+            max_error_rate=max_error_rate,
+        )
+        call = calls.bulk_update(
+            data,
+            chunk_size,
+            on_upload,
+            timeout_seconds,
+            control,
+            filter=filter,
+            dry_run=dry_run,
+        )
         return self._client._send(wire.keyed(call, idempotency_key))
 
     def bulk_destroy_job(
         self,
-        items: Iterable[str],
+        items: Iterable[str] | None = None,
         *,
+        filter: Mapping[str, Any] | None = None,
         chunk_size: int | None = None,
         idempotency_key: str | None = None,
         timeout_seconds: float | None = None,
+        dry_run: bool = False,
+        retain_for: int | None = None,
+        atomic: bool = False,
+        max_errors: int | None = None,
+        max_error_rate: float | None = None,
     ) -> Job:
-        """Start a job that deletes the items with the given ids."""
-        call = calls.bulk_destroy(items, chunk_size, timeout_seconds)
+        """Start a job that deletes the items with the given ids, or (with
+        ``filter``, as for ``list``) the items the filter matches when the
+        server accepts the job. ``dry_run`` checks and deletes nothing.
+        """
+        control = calls.control_options(
+            retain_for=retain_for,
+            atomic=atomic,
+            max_errors=max_errors,
+            max_error_rate=max_error_rate,
+        )
+        call = calls.bulk_destroy(
+            items, chunk_size, timeout_seconds, control, filter=filter, dry_run=dry_run
+        )
         return self._client._send(wire.keyed(call, idempotency_key))
 
     def migrate_job(
@@ -273,6 +336,9 @@ class Items:
         chunk_size: int | None = None,
         idempotency_key: str | None = None,
         timeout_seconds: float | None = None,
+        retain_for: int | None = None,
+        max_errors: int | None = None,
+        max_error_rate: float | None = None,
     ) -> Job:
         """Start a job that rewrites the items of ``from_type`` as items of
         ``to_type``; returns the job.
@@ -297,6 +363,11 @@ class Items:
             dry_run=dry_run,
             chunk_size=chunk_size,
             timeout_seconds=timeout_seconds,
+            control=calls.control_options(
+                retain_for=retain_for,
+                max_errors=max_errors,
+                max_error_rate=max_error_rate,
+            ),
         )
         return self._client._send(wire.keyed(call, idempotency_key))
 
@@ -318,6 +389,10 @@ class Items:
         unknown_columns: str | None = None,
         chunk_size: int | None = None,
         timeout_seconds: float | None = None,
+        retain_for: int | None = None,
+        atomic: bool = False,
+        max_errors: int | None = None,
+        max_error_rate: float | None = None,
         on_upload: UploadCallback | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
@@ -345,6 +420,10 @@ class Items:
             unknown_columns=unknown_columns,
             chunk_size=chunk_size,
             timeout_seconds=timeout_seconds,
+            retain_for=retain_for,
+            atomic=atomic,
+            max_errors=max_errors,
+            max_error_rate=max_error_rate,
         )
         with calls.open_source(source) as (stream, name):
             file_format = calls.import_format(name, format)
@@ -364,6 +443,7 @@ class Items:
         delimiter: str | None = None,
         idempotency_key: str | None = None,
         timeout_seconds: float | None = None,
+        retain_for: int | None = None,
     ) -> Job:
         """Start a job that writes the matching items to a file; returns the job.
 
@@ -384,6 +464,7 @@ class Items:
             bom,
             delimiter,
             timeout_seconds,
+            retain_for,
         )
         return self._client._send(wire.keyed(call, idempotency_key))
 

@@ -43,6 +43,8 @@ class JobDetails(msgspec.Struct, frozen=True, kw_only=True):
     failed: int | None = None
     skipped: int | None = None
     chunks_total: int | None = None
+    #: Updates and destroys by filter: how many items matched at accept.
+    selected: int | None = None
     chunks_done: int | None = None
     items_per_second: float | None = None
     eta_seconds: float | None = None

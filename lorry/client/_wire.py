@@ -382,10 +382,14 @@ def bulk_options(
     link_by: Mapping[str, str] | None,
     chunk_size: int | None,
     timeout_seconds: float | None = None,
+    control: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Params]:
     """The options of a bulk job, as body keys and as query parameters."""
     body: dict[str, Any] = {}
     query: Params = []
+    for key, value in (control or {}).items():
+        body[key] = value
+        query.append((key, "true" if value is True else str(value)))
     if skip_duplicates is not None:
         body["skip_duplicates"] = skip_duplicates
         if skip_duplicates:

@@ -54,8 +54,8 @@ _PATH_RE = re.compile(r" - at `\$([^`]*)`$")
 _STEP_RE = re.compile(r"\.(\w+)|\[(\d+)\]")
 _ALLOWED = {
     "bulk_create": {"skip_duplicates", "link_by", "chunk_size", "timeout_seconds"},
-    "bulk_update": {"link_by", "chunk_size", "timeout_seconds"},
-    "bulk_destroy": {"chunk_size", "timeout_seconds"},
+    "bulk_update": {"link_by", "chunk_size", "timeout_seconds", "dry_run"},
+    "bulk_destroy": {"chunk_size", "timeout_seconds", "dry_run"},
     "import": {
         "timeout_seconds",
         "type",

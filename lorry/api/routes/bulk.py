@@ -20,6 +20,7 @@ from lorry.api.deps import CurrentToken, RuntimeDep, require
 from lorry.api.query import nested_params
 from lorry.api.responses import JSONResponse
 from lorry.errors import ApiError
+from lorry.jobs.by_filter import stage_by_filter
 from lorry.jobs.options import check_options
 from lorry.jobs.staging import Stager
 from lorry.server import Runtime
@@ -47,6 +48,39 @@ def _split_json(body: bytes, kind: str) -> tuple[dict[str, Any], list[msgspec.Ra
     )
     options = {k: decode_json(v, Any, f"/{k}") for k, v in envelope.items()}
     return options, entries
+
+
+def _by_filter(body: bytes) -> dict[str, Any] | None:
+    """The body as options if it selects its items by ``filter``, else None."""
+    if not body.strip():
+        return None
+    envelope = decode_json(
+        body, dict[str, msgspec.Raw], "/", "the body must be a JSON object"
+    )
+    if "filter" not in envelope:
+        return None
+    return {k: decode_json(v, Any, f"/{k}") for k, v in envelope.items()}
+
+
+async def _accept_by_filter(
+    runtime: Runtime,
+    token_id: str,
+    kind: str,
+    raw: dict[str, Any],
+    idem: Idempotency,
+) -> JSONResponse:
+    async def stage() -> str:
+        return await run_in_threadpool(
+            stage_by_filter,
+            runtime.db,
+            runtime.settings,
+            kind,
+            raw,
+            token_id,
+            idem.claim,
+        )
+
+    return await create_job(runtime, idem, stage)
 
 
 class _Lines:
@@ -123,6 +157,8 @@ async def _accept(
     if streamed:
         raw_options: dict[str, Any] = nested_params(request.query_params.multi_items())
         entries: list[msgspec.Raw] = []
+    elif kind != "bulk_create" and (selection := _by_filter(body)) is not None:
+        return await _accept_by_filter(runtime, token_id, kind, selection, idem)
     else:
         raw_options, entries = _split_json(body, kind)
 
@@ -167,7 +203,10 @@ async def bulk_create(
 async def bulk_update(
     request: Request, runtime: RuntimeDep, token: CurrentToken
 ) -> JSONResponse:
-    """Change many items in the background; answers 202 with the job."""
+    """Change many items in the background; answers 202 with the job.
+
+    Body: ``data``, a list of ``{"id", "attributes"}``; or ``filter`` with
+    ``data``, the attributes to set on every item the filter matches."""
     return await _accept(request, runtime, token.id, "bulk_update")
 
 
@@ -177,5 +216,7 @@ async def bulk_update(
 async def bulk_destroy(
     request: Request, runtime: RuntimeDep, token: CurrentToken
 ) -> JSONResponse:
-    """Destroy many items in the background; answers 202 with the job."""
+    """Destroy many items in the background; answers 202 with the job.
+
+    Body: ``items``, a list of ids; or ``filter``, the items it matches."""
     return await _accept(request, runtime, token.id, "bulk_destroy")
