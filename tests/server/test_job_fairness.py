@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from lorry.config import Settings
 from lorry.store import tokens
 from tests.conftest import (
     ADMIN_TOKEN,
@@ -188,3 +189,15 @@ def test_priority__in_an_import_query(api: httpx.Client) -> None:
     job = wait_job(api, good.json()["data"]["id"])
     assert job["attributes"]["status"] == "completed"
     assert job["attributes"]["options"]["priority"] == -3
+
+
+def test_token_limit__read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LORRY_MAX_RUNNING_JOBS_PER_TOKEN", raising=False)
+    assert Settings.from_env().max_running_jobs_per_token == 4
+    monkeypatch.setenv("LORRY_MAX_RUNNING_JOBS_PER_TOKEN", "0")
+    assert Settings.from_env().max_running_jobs_per_token == 0
+    monkeypatch.setenv("LORRY_MAX_RUNNING_JOBS_PER_TOKEN", "-1")
+    with pytest.raises(ValueError, match="max_running_jobs_per_token"):
+        Settings.from_env()
