@@ -54,6 +54,9 @@ class Settings:
     #: are applied together up to this many, because on SQLite the size of a
     #: transaction is the main lever on write speed.
     txn_items: int = 50_000
+    #: Jobs of one API token that run at once; the token's later jobs stay
+    #: queued until one of them ends. 0: no limit.
+    max_running_jobs_per_token: int = 4
     #: SQLite page cache of a worker's writing connection: the unique indexes
     #: that every insert probes should fit.
     worker_cache_mb: int = 48
@@ -119,6 +122,9 @@ class Settings:
             "chunk_size": _env_int("LORRY_CHUNK_SIZE", 1000),
             "txn_items": _env_int("LORRY_TXN_ITEMS", 50_000),
             "worker_cache_mb": _env_int("LORRY_WORKER_CACHE_MB", 48),
+            "max_running_jobs_per_token": _env_int(
+                "LORRY_MAX_RUNNING_JOBS_PER_TOKEN", 4
+            ),
             "lease_seconds": _env_int("LORRY_LEASE_SECONDS", 300),
             "export_url_ttl": _env_int("LORRY_EXPORT_URL_TTL", 3600),
             "job_retention_days": _env_int("LORRY_JOB_RETENTION_DAYS", 7),
@@ -132,7 +138,11 @@ class Settings:
         if values["worker_mode"] not in ("process", "thread"):
             mode = values["worker_mode"]
             raise ValueError(f"worker mode must be 'process' or 'thread', not {mode!r}")
-        for name in ("job_retention_days", "purge_interval_seconds"):
+        for name in (
+            "job_retention_days",
+            "purge_interval_seconds",
+            "max_running_jobs_per_token",
+        ):
             if int(values[name]) < 0:  # type: ignore[call-overload]
                 raise ValueError(f"{name} must not be negative, not {values[name]!r}")
         return cls(**values)  # type: ignore[arg-type]

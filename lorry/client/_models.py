@@ -48,6 +48,8 @@ class JobDetails(msgspec.Struct, frozen=True, kw_only=True):
     chunks_done: int | None = None
     items_per_second: float | None = None
     eta_seconds: float | None = None
+    #: Queued jobs: the job's place in the queue (1: the next to start).
+    queue_position: int | None = None
     #: Imports: columns (or keys) of the file that match no field.
     unknown_columns: list[str] | None = None
     #: Migrations: where each source field goes (``None``: nowhere).

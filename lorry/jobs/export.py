@@ -92,6 +92,7 @@ def accept(
                 status="queued",
                 options=options,
                 token_id=token_id,
+                priority=options.get("priority", 0),
                 chunks_total=1,
                 created_at=now,
                 updated_at=now,

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_CHUNK_SIZE",
     "MAX_DEPTH",
     "MAX_EXPORT_IDS",
+    "MAX_PRIORITY",
     "MAX_RETAIN_FOR",
     "MAX_URL_TTL",
     "check_export_options",
@@ -43,10 +44,12 @@ MAX_URL_TTL = 30 * 86_400
 MAX_EXPORT_IDS = 10_000
 #: Longest retention a job may ask for (retain_for, in seconds): ten years.
 MAX_RETAIN_FOR = 10 * 365 * 86_400
+#: A job's priority runs from -MAX_PRIORITY to MAX_PRIORITY (default 0).
+MAX_PRIORITY = 10
 #: Options every kind takes, checked before the kind's own (lorry.jobs.runner
-#: reads them): how long the finished job is kept, and for the kinds that
-#: write items one by one, all or nothing and the error budget.
-_CONTROL = ("retain_for", "atomic", "max_errors", "max_error_rate")
+#: reads them): how long the finished job is kept, its priority, and for the
+#: kinds that write items one by one, all or nothing and the error budget.
+_CONTROL = ("retain_for", "priority", "atomic", "max_errors", "max_error_rate")
 _ATOMIC_KINDS = frozenset({"bulk_create", "bulk_update", "bulk_destroy", "import"})
 _BUDGET_KINDS = _ATOMIC_KINDS | {"migrate"}
 _PATH_RE = re.compile(r" - at `\$([^`]*)`$")
@@ -136,6 +139,27 @@ def _flag(value: Any, name: str, in_query: bool) -> bool:
 _FLAG_TEXT = {"true": True, "1": True, "false": False, "0": False}
 
 
+def _priority(value: Any, in_query: bool) -> int:
+    number: Any = value
+    if in_query and isinstance(value, str):
+        try:
+            number = int(value)
+        except ValueError:
+            pass
+    if (
+        isinstance(number, int)
+        and not isinstance(number, bool)
+        and -MAX_PRIORITY <= number <= MAX_PRIORITY
+    ):
+        return number
+    raise _bad(
+        f"priority must be a whole number from {-MAX_PRIORITY} to {MAX_PRIORITY}, "
+        f"not {value!r}",
+        ["priority"],
+        in_query,
+    )
+
+
 def _rate(value: Any, in_query: bool) -> float:
     rate: Any = value
     if in_query and isinstance(value, str):
@@ -167,6 +191,8 @@ def _control_options(
                 in_query,
             )
         out["retain_for"] = seconds
+    if raw.get("priority") is not None:
+        out["priority"] = _priority(raw["priority"], in_query)
     for key in ("atomic", "max_errors", "max_error_rate"):
         allowed = _ATOMIC_KINDS if key == "atomic" else _BUDGET_KINDS
         if raw.get(key) is not None and kind not in allowed:
@@ -382,6 +408,7 @@ _EXPORT_ALLOWED = (
     "delimiter",
     "timeout_seconds",
     "retain_for",
+    "priority",
 )
 
 

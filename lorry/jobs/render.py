@@ -24,6 +24,7 @@ __all__ = [
     "find_row",
     "job_resource",
     "list_rows",
+    "queue_position",
     "retry_ids",
 ]
 
@@ -105,11 +106,14 @@ def _progress(row: Any) -> float:
 def job_resource(
     conn: sa.Connection, row: Any, *, with_result: bool = True
 ) -> dict[str, Any]:
+    details = _details(row)
+    if row.status == "queued":
+        details["queue_position"] = queue_position(conn, row)
     attributes: dict[str, Any] = {
         "kind": row.kind,
         "status": row.status,
         "progress": _progress(row),
-        "details": _details(row),
+        "details": details,
         "options": row.options,
         "result": None,
         "error": row.error,
@@ -128,6 +132,29 @@ def job_resource(
         "attributes": attributes,
         "links": {"self": f"/jobs/{row.id}"},
     }
+
+
+def queue_position(conn: sa.Connection, row: Any) -> int:
+    """A queued job's place among the queued jobs (1: the next to start), in
+    the order workers start them: higher priority first, then the oldest.
+
+    A job held back by its token's limit of running jobs keeps its place,
+    and a later job of another token may start before it meanwhile.
+    """
+    j = jobs.c
+    ahead = sa.or_(
+        j.priority > row.priority,
+        sa.and_(j.priority == row.priority, j.created_at < row.created_at),
+        sa.and_(
+            j.priority == row.priority,
+            j.created_at == row.created_at,
+            j.id < row.id,
+        ),
+    )
+    query = (
+        sa.select(sa.func.count()).select_from(jobs).where(j.status == "queued", ahead)
+    )
+    return int(conn.execute(query).scalar_one()) + 1
 
 
 def retry_ids(conn: sa.Connection, job_id: str) -> list[str]:

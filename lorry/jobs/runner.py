@@ -92,42 +92,100 @@ def claim(db: Database, settings: Settings, owner: str) -> Claim | None:
 
 
 def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | None:
-    while True:
-        now = now_us()
-        rows = _candidates(conn, owner, now)
-        if not rows:
-            return None
-        job_id, kind, options = rows[0].job_id, rows[0].kind, rows[0].options
+    now = now_us()
+    turns = _turns(conn, settings, now)
+    for job in turns:
         # A job past its time-out ends here rather than getting one more
-        # claim; each turn ends a job, so the loop ends.
-        if not control.over_deadline(options, rows[0].started_at, now):
-            break
-        control.check_running(conn, job_id, settings.job_retention_days)
+        # claim.
+        if control.over_deadline(job.options, job.started_at, now):
+            control.check_running(conn, job.id, settings.job_retention_days)
+            continue
+        rows = _candidates(conn, job, owner, now)
+        if rows:
+            # While other jobs wait for their turn, one turn is a share of a
+            # full transaction, so that a round of turns takes about as long
+            # as one transaction of a job running alone.
+            share = max(settings.txn_items // len(turns), 1)
+            return _lease(conn, settings, owner, job, rows, share, now)
+    return None
+
+
+def _turns(conn: sa.Connection, settings: Settings, now: int) -> list[Any]:
+    """The active jobs that have a chunk to run, in the order they take
+    turns: higher priority first, then the job whose last claim is oldest
+    (a job never claimed first of all), then the oldest job.
+
+    A queued job whose token already runs its limit of jobs waits; a job in
+    progress always gets its turns.
+    """
+    j, c = jobs.c, job_chunks.c
+    # Two probes of the (status, job_id) index, not a walk through the job's
+    # chunks, most of which may be done.
+    runnable = sa.or_(
+        sa.exists().where(c.status == "pending", c.job_id == j.id),
+        sa.exists().where(c.status == "running", c.job_id == j.id, c.lease_until < now),
+    )
+    query = (
+        sa.select(j.id, j.kind, j.options, j.started_at)
+        .where(j.status.in_(ACTIVE_STATUSES), runnable)
+        .order_by(
+            j.priority.desc(),
+            sa.func.coalesce(j.last_claimed_at, 0),
+            j.created_at,
+            j.id,
+        )
+        .limit(_CANDIDATES)
+    )
+    limit = settings.max_running_jobs_per_token
+    if limit:
+        query = query.where(
+            sa.or_(
+                j.status == "in_progress",
+                j.token_id.is_(None),
+                _running_of_token(j.token_id) < limit,
+            )
+        )
+    return list(conn.execute(query).all())
+
+
+def _running_of_token(token_id: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+    other = jobs.alias("other")
+    return (
+        sa.select(sa.func.count())
+        .select_from(other)
+        .where(other.c.status == "in_progress", other.c.token_id == token_id)
+        .scalar_subquery()
+    )
+
+
+def _lease(
+    conn: sa.Connection,
+    settings: Settings,
+    owner: str,
+    job: Any,
+    rows: list[Any],
+    share: int,
+    now: int,
+) -> Claim | None:
+    """Lease consecutive chunks of a job, up to ``share`` items."""
     c, j = job_chunks.c, jobs.c
-    whole = run_limits.is_atomic(options)
+    whole = run_limits.is_atomic(job.options)
     if whole:
         # All or nothing: every chunk of the job in one claim, whatever its
         # size, because they are applied in one transaction.
-        whole_job = _chunk_rows().where(
-            c.job_id == job_id,
-            sa.or_(
-                c.status == "pending",
-                sa.and_(c.status == "running", c.lease_until < now),
-            ),
-        )
-        rows = list(conn.execute(whole_job).all())
+        rows = list(conn.execute(_chunk_rows(job.id).where(_claimable(now))).all())
     seqs: list[int] = []
     total = 0
     for row in rows:
-        if row.job_id != job_id or (seqs and row.seq != seqs[-1] + 1):
+        if seqs and row.seq != seqs[-1] + 1:
             break
-        if seqs and total + row.item_count > settings.txn_items and not whole:
+        if seqs and total + row.item_count > share and not whole:
             break
         if row.attempts >= MAX_ATTEMPTS:
             _fail(
                 conn,
                 settings,
-                job_id,
+                job.id,
                 "chunk_failed",
                 f"chunk {row.seq} failed {row.attempts} times; giving up",
                 {"chunk": row.seq},
@@ -137,69 +195,70 @@ def _claim_in(conn: sa.Connection, settings: Settings, owner: str) -> Claim | No
         total += row.item_count
     conn.execute(
         sa.update(job_chunks)
-        .where(c.job_id == job_id, c.seq.in_(seqs))
+        .where(c.job_id == job.id, c.seq.in_(seqs))
         .values(
             status="running",
             lease_owner=owner,
             lease_until=now + settings.lease_seconds * 1_000_000,
         )
     )
+    conn.execute(sa.update(jobs).where(j.id == job.id).values(last_claimed_at=now))
     conn.execute(
         sa.update(jobs)
-        .where(j.id == job_id, j.status == "queued")
+        .where(j.id == job.id, j.status == "queued")
         .values(status="in_progress", started_at=now, updated_at=now)
     )
-    return Claim(job_id, kind, options, tuple(seqs), owner)
+    return Claim(job.id, job.kind, job.options, tuple(seqs), owner)
 
 
-def _chunk_rows() -> sa.Select[Any]:
-    """Chunks of active jobs, in the order they are to run."""
-    c, j = job_chunks.c, jobs.c
-    return (
-        sa.select(
-            c.job_id, c.seq, c.item_count, c.attempts, j.kind, j.options, j.started_at
-        )
-        .join(jobs, jobs.c.id == c.job_id)
-        .where(j.status.in_(ACTIVE_STATUSES))
-        .order_by(j.created_at, c.job_id, c.seq)
+def _claimable(now: int) -> sa.ColumnElement[bool]:
+    c = job_chunks.c
+    return sa.or_(
+        c.status == "pending",
+        sa.and_(c.status == "running", c.lease_until < now),
     )
 
 
-def _candidates(conn: sa.Connection, owner: str, now: int) -> list[Any]:
+def _chunk_rows(job_id: str) -> sa.Select[Any]:
+    """A job's chunks, in the order they are to run."""
     c = job_chunks.c
-    base = _chunk_rows().limit(_CANDIDATES)
+    return (
+        sa.select(c.seq, c.item_count, c.attempts)
+        .where(c.job_id == job_id)
+        .order_by(c.seq)
+    )
+
+
+def _candidates(conn: sa.Connection, job: Any, owner: str, now: int) -> list[Any]:
+    c = job_chunks.c
+    base = _chunk_rows(job.id).limit(_CANDIDATES)
     pending = conn.execute(base.where(c.status == "pending")).all()
-    rows = _in_file_order(conn, pending, owner, now)
+    rows = _in_file_order(conn, job, pending, owner, now)
     if not rows:
         expired = base.where(c.status == "running", c.lease_until < now)
-        rows = _in_file_order(conn, conn.execute(expired).all(), owner, now)
+        rows = _in_file_order(conn, job, conn.execute(expired).all(), owner, now)
     return rows
 
 
 def _in_file_order(
-    conn: sa.Connection, rows: Sequence[Any], owner: str, now: int
+    conn: sa.Connection, job: Any, rows: Sequence[Any], owner: str, now: int
 ) -> list[Any]:
-    """Drop the chunks of imports that another worker's earlier chunks must
+    """Drop the chunks of an import that another worker's earlier chunks must
     precede: an import's chunks are written in file order, because a file
     read back from an export links to items written before, often in an
     earlier chunk. (One worker writes its own claims in order; a dead
     worker's chunks are run again before any after them.)"""
-    imports = {r.job_id for r in rows if r.kind == "import"}
-    if not imports:
+    if job.kind != "import" or not rows:
         return list(rows)
     c = job_chunks.c
-    busy = dict(
-        conn.execute(
-            sa.select(c.job_id, sa.func.min(c.seq))
-            .where(
-                c.job_id.in_(imports),
-                c.status == "running",
-                sa.or_(c.lease_until < now, c.lease_owner != owner),
-            )
-            .group_by(c.job_id)
-        ).all()
-    )
-    return [r for r in rows if r.job_id not in busy or r.seq <= busy[r.job_id]]
+    busy = conn.execute(
+        sa.select(sa.func.min(c.seq)).where(
+            c.job_id == job.id,
+            c.status == "running",
+            sa.or_(c.lease_until < now, c.lease_owner != owner),
+        )
+    ).scalar()
+    return [r for r in rows if busy is None or r.seq <= busy]
 
 
 def _chunk_inputs(db: Database, claim_: Claim) -> Iterator[ChunkInput]:

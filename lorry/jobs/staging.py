@@ -102,6 +102,7 @@ class Stager:
                     status=STAGING,
                     options=self.options,
                     token_id=token_id,
+                    priority=self.options.get("priority", 0),
                     parent_job_id=parent_job_id,
                     created_at=now,
                     updated_at=now,

@@ -95,6 +95,10 @@ jobs = sa.Table(
     # export's file, a migration's sample.
     sa.Column("details", sa.JSON),
     sa.Column("token_id", sa.String(26)),
+    # Higher runs first (the job's priority option); equal priorities take
+    # turns, the job claimed longest ago first (lorry.jobs.runner).
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_claimed_at", _ts),
     # A retry: the job whose failed items this job runs again. Not a foreign
     # key, so that forgetting the parent keeps its retries.
     sa.Column("parent_job_id", sa.String(26), index=True),
@@ -104,6 +108,8 @@ jobs = sa.Table(
     sa.Column("finished_at", _ts),
     sa.Column("expires_at", _ts),
     sa.Index("ix_jobs_status_created", "status", "created_at"),
+    # Counting a token's running jobs, at each claim.
+    sa.Index("ix_jobs_status_token", "status", "token_id"),
 )
 
 job_chunks = sa.Table(
