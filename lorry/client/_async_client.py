@@ -245,6 +245,7 @@ class AsyncItems:
         link_by: Mapping[str, str] | None = None,
         chunk_size: int | None = None,
         timeout_seconds: float | None = None,
+        dry_run: bool = False,
         retain_for: int | None = None,
         atomic: bool = False,
         max_errors: int | None = None,
@@ -259,6 +260,9 @@ class AsyncItems:
         consumed lazily. ``link_by`` maps a link field to a unique field of
         its target type, whose values the items then give instead of ids.
         ``on_upload`` is called with the number of bytes sent so far.
+        ``dry_run`` checks every item against the store as it is (duplicates,
+        links, validation) and writes none: the job reports what would be
+        created, skipped and failed.
         """
         control = calls.control_options(
             retain_for=retain_for,
@@ -274,6 +278,7 @@ class AsyncItems:
             on_upload,
             timeout_seconds,
             control,
+            dry_run=dry_run,
         )
         return await self._client._send(wire.keyed(call, idempotency_key))
 
