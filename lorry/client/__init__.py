@@ -22,6 +22,7 @@ from lorry.client._errors import (
     TransportError,
     UnprocessableEntity,
 )
+from lorry.client._groups import GroupProgress
 from lorry.client._models import (
     FINAL_STATUSES,
     ExportLink,
@@ -50,6 +51,7 @@ __all__ = [
     "ExportChecksumError",
     "ExportLink",
     "FailedItem",
+    "GroupProgress",
     "InvalidResponse",
     "ItemType",
     "ItemTypeAttributes",

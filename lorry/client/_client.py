@@ -17,11 +17,13 @@ from typing import Any, BinaryIO, Self, TypeVar
 import httpx
 
 from lorry.client import _calls as calls
+from lorry.client import _groups as groups
 from lorry.client import _wire as wire
 from lorry.client._calls import Item
 from lorry.client._download import CHUNK_BYTES, DownloadCallback, FileSink
 from lorry.client._download import export_source as _export_source
 from lorry.client._errors import PermissionDenied, api_error
+from lorry.client._groups import GroupProgressCallback
 from lorry.client._models import (
     ExportLink,
     FailedItem,
@@ -259,6 +261,31 @@ class Items:
             dry_run=dry_run,
         )
         return self._client._send(wire.keyed(call, idempotency_key))
+
+    def bulk_create_jobs(
+        self,
+        data: Iterable[Mapping[str, Any]],
+        *,
+        per_job: int = 100_000,
+        **options: Any,
+    ) -> list[Job]:
+        """Split ``data`` into jobs of at most ``per_job`` items, start each,
+        and return the jobs in input order; wait for them with
+        ``jobs.wait_all``, which reports their combined progress.
+
+        ``data`` may be any iterable and is read lazily: one job's items are
+        held at a time. ``options`` are those of ``bulk_create_job`` and go
+        to every job; each job gets its own idempotency key, so a job whose
+        answer was lost is resent without being made twice. Item indexes in
+        each job's errors count from that job's first item. If starting a
+        job raises, the jobs started before it keep running.
+        """
+        if "idempotency_key" in options:
+            raise TypeError("each job gets its own idempotency key")
+        return [
+            self.bulk_create_job(batch, **options)
+            for batch in groups.batches(data, per_job)
+        ]
 
     def bulk_update_job(
         self,
@@ -569,6 +596,31 @@ class Jobs:
             delay = loop.observe(current)
             if delay is None:
                 return current
+            time.sleep(delay)
+
+    def wait_all(
+        self,
+        jobs: Iterable[str | Job],
+        *,
+        on_progress: GroupProgressCallback | None = None,
+        timeout: float | None = 600.0,
+    ) -> list[Job]:
+        """Poll jobs until every one has finished; return them in the order
+        given.
+
+        ``on_progress(group)`` is called with a :class:`GroupProgress`
+        whenever the combined progress, processed count or number of
+        finished jobs changed; its ``progress`` (processed items over all
+        jobs' items) never goes back and ends at exactly 1. After
+        ``timeout`` seconds ``JobWaitTimeout`` is raised; the jobs keep
+        running.
+        """
+        loop = groups.GroupWait(jobs, on_progress, timeout)
+        while True:
+            fetched = [self.find(job) for job in loop.pending()]
+            delay = loop.observe(fetched)
+            if delay is None:
+                return loop.finished()
             time.sleep(delay)
 
     def iter_data(self, job: str | Job, *, page_size: int = 1000) -> Iterator[Item]:
