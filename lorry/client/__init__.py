@@ -37,6 +37,7 @@ from lorry.client._models import (
     JobResult,
     Page,
 )
+from lorry.client._validate import ItemIssue
 
 __all__ = [
     "FINAL_STATUSES",
@@ -53,6 +54,7 @@ __all__ = [
     "FailedItem",
     "GroupProgress",
     "InvalidResponse",
+    "ItemIssue",
     "ItemType",
     "ItemTypeAttributes",
     "Job",

@@ -32,6 +32,7 @@ from lorry.client._models import (
     JobItemError,
     Page,
 )
+from lorry.client._validate import ItemIssue, check_items
 from lorry.client._wire import Call, Fix, ProgressCallback, UploadCallback
 
 __all__ = ["Client"]
@@ -159,6 +160,23 @@ class ItemTypes:
     def destroy(self, api_key: str) -> None:
         """Delete an item type; raises ``Conflict`` while it has items."""
         self._client._send(calls.destroy_item_type(api_key))
+
+    def validate(
+        self, items: Iterable[Any], *, item_type: str | None = None
+    ) -> list[ItemIssue]:
+        """Check ``items`` against their item types' fields, here, without
+        sending them; return every problem found (empty: none found).
+
+        The item types are fetched once from the server. Each item is read
+        as a bulk create job reads it: unknown fields, required fields
+        missing, values of the wrong type, lengths, ranges, patterns and
+        enum values. ``item_type`` checks items that leave out their own
+        ``item_type`` as that type (as an import with ``type`` does), and
+        reports those naming another. Whether a unique value is taken or a
+        link points at an item that exists needs the store: send the items
+        with ``dry_run=True`` for that.
+        """
+        return check_items(items, self.list(), item_type)
 
     def list(self) -> Page[ItemType]:
         """Fetch every item type."""
