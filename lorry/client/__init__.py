@@ -22,6 +22,7 @@ from lorry.client._errors import (
     TransportError,
     UnprocessableEntity,
 )
+from lorry.client._groups import GroupProgress
 from lorry.client._models import (
     FINAL_STATUSES,
     ExportLink,
@@ -36,6 +37,7 @@ from lorry.client._models import (
     JobResult,
     Page,
 )
+from lorry.client._validate import ItemIssue
 
 __all__ = [
     "FINAL_STATUSES",
@@ -50,7 +52,9 @@ __all__ = [
     "ExportChecksumError",
     "ExportLink",
     "FailedItem",
+    "GroupProgress",
     "InvalidResponse",
+    "ItemIssue",
     "ItemType",
     "ItemTypeAttributes",
     "Job",

@@ -166,10 +166,15 @@ def bulk_create(
     on_upload: UploadCallback | None,
     timeout_seconds: float | None = None,
     control: Mapping[str, Any] | None = None,
+    *,
+    dry_run: bool = False,
 ) -> Call[Job]:
     body_options, query_options = wire.bulk_options(
         skip_duplicates, link_by, chunk_size, timeout_seconds, control
     )
+    if dry_run:
+        body_options["dry_run"] = True
+        query_options.append(("dry_run", "true"))
     return wire.bulk_call(
         "/items/bulk-create-jobs",
         data,

@@ -17,11 +17,13 @@ from typing import Any, BinaryIO, Self, TypeVar
 import httpx
 
 from lorry.client import _calls as calls
+from lorry.client import _groups as groups
 from lorry.client import _wire as wire
 from lorry.client._calls import Item
 from lorry.client._download import CHUNK_BYTES, DownloadCallback, FileSink
 from lorry.client._download import export_source as _export_source
 from lorry.client._errors import PermissionDenied, api_error
+from lorry.client._groups import GroupProgressCallback
 from lorry.client._models import (
     ExportLink,
     FailedItem,
@@ -30,6 +32,7 @@ from lorry.client._models import (
     JobItemError,
     Page,
 )
+from lorry.client._validate import ItemIssue, check_items
 from lorry.client._wire import Call, Fix, ProgressCallback, UploadCallback
 
 __all__ = ["Client"]
@@ -158,6 +161,23 @@ class ItemTypes:
         """Delete an item type; raises ``Conflict`` while it has items."""
         self._client._send(calls.destroy_item_type(api_key))
 
+    def validate(
+        self, items: Iterable[Any], *, item_type: str | None = None
+    ) -> list[ItemIssue]:
+        """Check ``items`` against their item types' fields, here, without
+        sending them; return every problem found (empty: none found).
+
+        The item types are fetched once from the server. Each item is read
+        as a bulk create job reads it: unknown fields, required fields
+        missing, values of the wrong type, lengths, ranges, patterns and
+        enum values. ``item_type`` checks items that leave out their own
+        ``item_type`` as that type (as an import with ``type`` does), and
+        reports those naming another. Whether a unique value is taken or a
+        link points at an item that exists needs the store: send the items
+        with ``dry_run=True`` for that.
+        """
+        return check_items(items, self.list(), item_type)
+
     def list(self) -> Page[ItemType]:
         """Fetch every item type."""
         return self._client._send(calls.list_item_types())
@@ -224,6 +244,7 @@ class Items:
         link_by: Mapping[str, str] | None = None,
         chunk_size: int | None = None,
         timeout_seconds: float | None = None,
+        dry_run: bool = False,
         retain_for: int | None = None,
         atomic: bool = False,
         max_errors: int | None = None,
@@ -237,7 +258,9 @@ class Items:
         or any other iterable, is streamed as NDJSON and consumed lazily.
         ``link_by`` maps a link field to a unique field of its target type,
         whose values the items then give instead of ids. ``on_upload`` is
-        called with the number of bytes sent so far.
+        called with the number of bytes sent so far. ``dry_run`` checks every
+        item against the store as it is (duplicates, links, validation) and
+        writes none: the job reports what would be created, skipped and failed.
         """
         control = calls.control_options(
             retain_for=retain_for,
@@ -253,8 +276,34 @@ class Items:
             on_upload,
             timeout_seconds,
             control,
+            dry_run=dry_run,
         )
         return self._client._send(wire.keyed(call, idempotency_key))
+
+    def bulk_create_jobs(
+        self,
+        data: Iterable[Mapping[str, Any]],
+        *,
+        per_job: int = 100_000,
+        **options: Any,
+    ) -> list[Job]:
+        """Split ``data`` into jobs of at most ``per_job`` items, start each,
+        and return the jobs in input order; wait for them with
+        ``jobs.wait_all``, which reports their combined progress.
+
+        ``data`` may be any iterable and is read lazily: one job's items are
+        held at a time. ``options`` are those of ``bulk_create_job`` and go
+        to every job; each job gets its own idempotency key, so a job whose
+        answer was lost is resent without being made twice. Item indexes in
+        each job's errors count from that job's first item. If starting a
+        job raises, the jobs started before it keep running.
+        """
+        if "idempotency_key" in options:
+            raise TypeError("each job gets its own idempotency key")
+        return [
+            self.bulk_create_job(batch, **options)
+            for batch in groups.batches(data, per_job)
+        ]
 
     def bulk_update_job(
         self,
@@ -565,6 +614,31 @@ class Jobs:
             delay = loop.observe(current)
             if delay is None:
                 return current
+            time.sleep(delay)
+
+    def wait_all(
+        self,
+        jobs: Iterable[str | Job],
+        *,
+        on_progress: GroupProgressCallback | None = None,
+        timeout: float | None = 600.0,
+    ) -> list[Job]:
+        """Poll jobs until every one has finished; return them in the order
+        given.
+
+        ``on_progress(group)`` is called with a :class:`GroupProgress`
+        whenever the combined progress, processed count or number of
+        finished jobs changed; its ``progress`` (processed items over all
+        jobs' items) never goes back and ends at exactly 1. After
+        ``timeout`` seconds ``JobWaitTimeout`` is raised; the jobs keep
+        running.
+        """
+        loop = groups.GroupWait(jobs, on_progress, timeout)
+        while True:
+            fetched = [self.find(job) for job in loop.pending()]
+            delay = loop.observe(fetched)
+            if delay is None:
+                return loop.finished()
             time.sleep(delay)
 
     def iter_data(self, job: str | Job, *, page_size: int = 1000) -> Iterator[Item]:

@@ -56,7 +56,13 @@ _PATH_RE = re.compile(r" - at `\$([^`]*)`$")
 #: The steps of a msgspec path: .name, [index] or [...] (a dict key).
 _STEP_RE = re.compile(r"\.(\w+)|\[(\d+)\]")
 _ALLOWED = {
-    "bulk_create": {"skip_duplicates", "link_by", "chunk_size", "timeout_seconds"},
+    "bulk_create": {
+        "skip_duplicates",
+        "link_by",
+        "chunk_size",
+        "timeout_seconds",
+        "dry_run",
+    },
     "bulk_update": {"link_by", "chunk_size", "timeout_seconds", "dry_run"},
     "bulk_destroy": {"chunk_size", "timeout_seconds", "dry_run"},
     "import": {
