@@ -1,8 +1,9 @@
 """How jobs look in the terminal: progress bars, summaries and tables."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -15,7 +16,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from lorry.cli.common import err, fail, out, print_table
+from lorry.cli.common import err, exit_code_for, fail, out, print_json, print_table
 from lorry.client import Client, Job, JobResult, JobWaitTimeout
 
 __all__ = [
@@ -208,3 +209,34 @@ def job_table(jobs: Sequence[Job]) -> Table:
             _when(job.attributes.created_at),
         )
     return table
+
+
+def follow(client: Client, job: Job, progress: Progress, no_wait: bool) -> Job:
+    """Wait for a job just accepted, with its bar, unless told not to."""
+    if no_wait:
+        err.print(f"job {job.id} accepted; follow it: lorry jobs wait {job.id}")
+        return job
+    return wait_with_progress(client, job, progress)
+
+
+def end_with(
+    job: Job,
+    *,
+    no_wait: bool,
+    as_json: bool,
+    also: Callable[[Job], None] | None = None,
+) -> None:
+    """Say how a followed job ended and exit with its code (just its id, or
+    it as JSON, when it was not waited for)."""
+    if no_wait:
+        if as_json:
+            print_json(job)
+        else:
+            typer.echo(job.id)
+        return
+    print_summary(job)
+    if also is not None:
+        also(job)
+    if as_json:
+        print_json(job)
+    raise typer.Exit(exit_code_for(job))

@@ -15,13 +15,14 @@ from lorry.cli.common import (
     UrlOption,
     VerboseOption,
     client_session,
-    err,
-    exit_code_for,
     fail,
     parse_pairs,
-    print_json,
 )
-from lorry.cli.display import new_progress, print_summary, wait_with_progress
+from lorry.cli.display import (
+    end_with,
+    follow,
+    new_progress,
+)
 from lorry.client import Job
 from lorry.client._calls import import_format
 
@@ -175,18 +176,6 @@ def import_file(
         except OSError as exc:
             fail(f"cannot read {file}: {exc}")
         progress.update(task, completed=size, info="uploaded")
-        if no_wait:
-            err.print(f"job {job.id} accepted; follow it: lorry jobs wait {job.id}")
-        else:
-            job = wait_with_progress(client, job, progress)
+        job = follow(client, job, progress, no_wait)
 
-    if no_wait:
-        if as_json:
-            print_json(job)
-        else:
-            typer.echo(job.id)
-        return
-    print_summary(job)
-    if as_json:
-        print_json(job)
-    raise typer.Exit(exit_code_for(job))
+    end_with(job, no_wait=no_wait, as_json=as_json)

@@ -15,11 +15,13 @@ from lorry.cli.common import (
     VerboseOption,
     client_session,
     err,
-    exit_code_for,
     parse_pairs,
-    print_json,
 )
-from lorry.cli.display import new_progress, print_summary, wait_with_progress
+from lorry.cli.display import (
+    end_with,
+    follow,
+    new_progress,
+)
 from lorry.client import Job
 
 __all__ = ["migrate"]
@@ -143,19 +145,6 @@ def migrate(
             dry_run=dry_run,
             chunk_size=chunk_size,
         )
-        if no_wait:
-            err.print(f"job {job.id} accepted; follow it: lorry jobs wait {job.id}")
-        else:
-            job = wait_with_progress(client, job, progress)
+        job = follow(client, job, progress, no_wait)
 
-    if no_wait:
-        if as_json:
-            print_json(job)
-        else:
-            typer.echo(job.id)
-        return
-    print_summary(job)
-    _print_dry_run(job)
-    if as_json:
-        print_json(job)
-    raise typer.Exit(exit_code_for(job))
+    end_with(job, no_wait=no_wait, as_json=as_json, also=_print_dry_run)
