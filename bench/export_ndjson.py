@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import os
 import sqlite3
@@ -28,8 +27,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bulk_create import FIELDS, Run, ndjson, total_rss
-from harness import create_type, processes_rss, serve, wait_job
+from bulk_create import FIELDS, Run, ndjson
+from harness import compare_rss, create_type, processes_rss, serve, wait_job
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -128,12 +127,7 @@ def main() -> None:
         for name, mb in run.peak_rss_mb.items():
             print(f"  peak RSS, {name:<23}{mb:>10.0f} MB")
         runs.append((n, run))
-    for (n_small, small), (n_big, big) in itertools.pairwise(runs):
-        print(
-            f"peak RSS at N = {n_big:,} / at N = {n_small:,}: "
-            f"{total_rss(big) / total_rss(small):.2f} (all processes), "
-            f"{big.peak_rss_mb['server'] / small.peak_rss_mb['server']:.2f} (server)"
-        )
+    compare_rss([(n, run.peak_rss_mb) for n, run in runs])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ on a fresh data folder, make item types, wait for jobs, read peak memory."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -82,3 +83,13 @@ def processes_rss(proc: subprocess.Popen[bytes]) -> dict[str, float]:
         name = "resource tracker" if tracker else f"worker process {number}"
         rss[name] = peak_rss_mb(child.pid)
     return rss
+
+
+def compare_rss(runs: list[tuple[int, dict[str, float]]]) -> None:
+    """Print peak memory of each run against the one before (a larger N)."""
+    for (n_small, small), (n_big, big) in itertools.pairwise(runs):
+        print(
+            f"peak RSS at N = {n_big:,} / at N = {n_small:,}: "
+            f"{sum(big.values()) / sum(small.values()):.2f} (all processes), "
+            f"{big['server'] / small['server']:.2f} (server)"
+        )
